@@ -1,0 +1,368 @@
+"""Command cards: load and validate the YAML corpus, and render a card's template to an argv list.
+
+A template is split into tokens once, when the (trusted) card is loaded; user values are then
+substituted inside single tokens and never re-split, so no value can become a second argument.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import CardError, InvalidRequest
+from .vocab import (
+    DNS1123_LABEL, DNS1123_SUBDOMAIN, INTENTS, RESOURCES, RISK_ORDER, RiskLevel, base_risk,
+    READ_ONLY_INTENTS,
+)
+
+_SCHEMA = json.loads(
+    (Path(__file__).parent / "schemas" / "request.json").read_text("utf-8")
+)
+_PARAM_SCHEMA: dict[str, dict[str, Any]] = _SCHEMA["properties"]["params"]["properties"]
+
+# Slot names are the request's own fields: `name`, `namespace`, `resource` and the params keys.
+SLOT_NAMES: tuple[str, ...] = ("name", "namespace", "resource", *_PARAM_SCHEMA)
+PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+
+# Slot type -> (pattern, max length): a card names a type, or gives its own pattern.
+SLOT_TYPES: dict[str, tuple[str, int]] = {
+    "name": (DNS1123_SUBDOMAIN, 253),
+    "namespace": (DNS1123_LABEL, 63),
+    "label": (DNS1123_LABEL, 63),
+    "int": (r"^(0|[1-9][0-9]{0,6})$", 7),
+    "bool": (r"^(true|false)$", 5),
+    "duration": (_PARAM_SCHEMA["since"]["pattern"], 16),
+    "image": (_PARAM_SCHEMA["image"]["pattern"], 512),
+    "selector": (_PARAM_SCHEMA["selector"]["pattern"], 256),
+    "resource": (r"^[a-z]+$", 32),
+}
+
+
+def request_field(slot: str) -> str:
+    """The request field a slot comes from, as named in error messages."""
+    return slot if slot in ("name", "namespace", "resource") else f"params.{slot}"
+
+
+class Placeholder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    required: bool = True
+    type: Literal["name", "namespace", "label", "int", "bool", "duration", "image", "selector",
+                  "resource", "enum"] = "name"
+    pattern: str | None = Field(default=None, description="Overrides the type's pattern.")
+    max_length: int | None = Field(default=None, ge=1, le=2000)
+    minimum: int | None = None
+    maximum: int | None = None
+    values: list[str] | None = Field(default=None, description="The allowed values of an enum.")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Placeholder:
+        if self.type == "enum":
+            if not self.values:
+                raise ValueError("an enum placeholder needs `values`")
+            if self.pattern is None:
+                self.pattern = "^(" + "|".join(re.escape(v) for v in self.values) + ")$"
+        base_pattern, base_len = SLOT_TYPES.get(self.type, (None, 64))
+        if self.pattern is None:
+            self.pattern = base_pattern
+        if self.max_length is None:
+            self.max_length = base_len
+        try:
+            re.compile(self.pattern or "")
+        except re.error as e:
+            raise ValueError(f"pattern does not compile: {e}") from None
+        return self
+
+    def check(self, slot: str, value: Any) -> str:
+        """The value as its argv text; raises InvalidRequest naming the request field."""
+        field = request_field(slot)
+        if self.type == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidRequest(field, f"expected an integer, got {value!r}")
+            if self.minimum is not None and value < self.minimum:
+                raise InvalidRequest(field, f"{value} is below the minimum {self.minimum}")
+            if self.maximum is not None and value > self.maximum:
+                raise InvalidRequest(field, f"{value} is above the maximum {self.maximum}")
+            text = str(value)
+        elif self.type == "bool":
+            if not isinstance(value, bool):
+                raise InvalidRequest(field, f"expected true or false, got {value!r}")
+            text = "true" if value else "false"
+        else:
+            if not isinstance(value, str):
+                raise InvalidRequest(field, f"expected text, got {type(value).__name__}")
+            text = value
+        assert self.pattern is not None and self.max_length is not None
+        if len(text) > self.max_length:
+            raise InvalidRequest(field, f"is longer than {self.max_length} characters")
+        # fullmatch: `$` alone would accept a trailing newline.
+        if not re.fullmatch(self.pattern.removeprefix("^").removesuffix("$"), text):
+            raise InvalidRequest(field, f"{text[:60]!r} does not match {self.pattern}")
+        return text
+
+
+class Example(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=3, description="A plain-language request this card answers.")
+    slots: dict[str, Any]
+    command: str = Field(description="What the slots render to, in shell-quoted form.")
+
+
+class Card(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    intent: Literal[INTENTS]  # type: ignore[valid-type]
+    resource: str = Field(description="A canonical kind, or `*` for cards about any kind.")
+    risk_level: RiskLevel
+    description: str = Field(min_length=10, max_length=400)
+    command_template: str
+    placeholders: dict[str, Placeholder] = Field(default_factory=dict)
+    examples: list[Example] = Field(min_length=1)
+    notes: str = ""
+    keywords: list[str] = Field(default_factory=list,
+                                description="Extra words users say for this (synonyms).")
+
+    @field_validator("resource")
+    @classmethod
+    def _known_resource(cls, v: str) -> str:
+        if v != "*" and v not in RESOURCES:
+            raise ValueError(f"{v!r} is not a canonical kind ({', '.join(RESOURCES)}) or '*'")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Card:
+        tokens = self.tokens  # parses the template, raising on bad syntax
+        if not tokens or tokens[0][0] != "kubectl":
+            raise ValueError("command_template must start with `kubectl`")
+        used = {m for tok, _ in tokens for m in PLACEHOLDER_RE.findall(tok)}
+        for slot in used - set(self.placeholders):
+            raise ValueError(f"command_template uses {{{{{slot}}}}} but placeholders lacks it")
+        for slot in set(self.placeholders) - used:
+            raise ValueError(f"placeholders.{slot} is never used in command_template")
+        for slot in self.placeholders:
+            if slot not in SLOT_NAMES:
+                raise ValueError(f"placeholders.{slot}: not a request field ({', '.join(SLOT_NAMES)})")
+        for tok, group in tokens:
+            if group is None:
+                for slot in PLACEHOLDER_RE.findall(tok):
+                    if not self.placeholders[slot].required:
+                        raise ValueError(
+                            f"optional placeholder {slot} must sit inside an optional [group]"
+                        )
+        floor = base_risk(self.intent)
+        if RISK_ORDER[self.risk_level] < RISK_ORDER[floor]:
+            raise ValueError(
+                f"risk_level {self.risk_level} is below the contract's {floor} for {self.intent}"
+            )
+        return self
+
+    @cached_property
+    def tokens(self) -> list[tuple[str, int | None]]:
+        """Template tokens, each with the index of its optional group (None when mandatory)."""
+        try:
+            raw = shlex.split(self.command_template)
+        except ValueError as e:
+            raise ValueError(f"command_template: {e}") from None
+        out: list[tuple[str, int | None]] = []
+        group: int | None = None
+        n_groups = 0
+        for tok in raw:
+            opens, closes = tok.startswith("["), tok.endswith("]") and not tok.endswith("]]")
+            if opens:
+                if group is not None:
+                    raise ValueError("command_template: nested [optional] groups")
+                group, n_groups = n_groups, n_groups + 1
+                tok = tok[1:]
+            if closes:
+                if group is None:
+                    raise ValueError("command_template: `]` without `[`")
+                tok = tok[:-1]
+            out.append((tok, group))
+            if closes:
+                group = None
+        if group is not None:
+            raise ValueError("command_template: unclosed [optional] group")
+        return out
+
+    @property
+    def mutating(self) -> bool:
+        return self.intent not in READ_ONLY_INTENTS
+
+    @property
+    def required_slots(self) -> list[str]:
+        return [s for s, p in self.placeholders.items() if p.required]
+
+    def render(self, slots: dict[str, Any]) -> list[str]:
+        """The argv for these slot values; raises InvalidRequest for a missing or bad value."""
+        texts: dict[str, str] = {}
+        for slot, spec in self.placeholders.items():
+            value = slots.get(slot)
+            if value is None:
+                if spec.required:
+                    raise InvalidRequest(request_field(slot), _ask_for(slot, self))
+                continue
+            texts[slot] = spec.check(slot, value)
+        dropped = {
+            group for tok, group in self.tokens if group is not None
+            for slot in PLACEHOLDER_RE.findall(tok) if slot not in texts
+        }
+        return [
+            PLACEHOLDER_RE.sub(lambda m: texts[m.group(1)], tok)
+            for tok, group in self.tokens if group not in dropped or group is None
+        ]
+
+    def snippet(self) -> str:
+        """The short text the planner sees for this card."""
+        slots = ", ".join(
+            f"{s}{'' if p.required else '?'}" + (f" ({p.description})" if p.description else "")
+            for s, p in self.placeholders.items()
+        )
+        ex = self.examples[0]
+        return (
+            f"[{self.id}] {self.intent} {self.resource} (risk {self.risk_level}): "
+            f"{self.description}\n  template: {self.command_template}\n  slots: {slots or '-'}\n"
+            f"  e.g. \"{ex.query}\" -> {ex.command}"
+        )
+
+    def embedding_text(self) -> str:
+        """What the index embeds for this card: description, intent, resource, examples, notes."""
+        parts = [
+            self.description, f"intent: {self.intent}", f"resource: {self.resource}",
+            *(ex.query for ex in self.examples), *self.keywords, self.notes,
+        ]
+        return "\n".join(p.strip() for p in parts if p and p.strip())
+
+    def content_hash(self) -> str:
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _ask_for(slot: str, card: Card) -> str:
+    kind = card.resource if card.resource != "*" else "resource"
+    return {
+        "name": f"which {kind}? give its name",
+        "namespace": "which namespace?",
+        "replicas": "how many replicas?",
+        "image": "which image?",
+        "container": "which container?",
+        "resource": "which kind of resource?",
+        "verb": "which verb (get, list, create, update, patch, delete)?",
+    }.get(slot, f"{slot} is required for {card.id}")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The loaded cards, in id order, with lookups."""
+
+    cards: tuple[Card, ...]
+    paths: dict[str, Path]
+
+    def __len__(self) -> int:
+        return len(self.cards)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.cards)
+
+    @cached_property
+    def by_id(self) -> dict[str, Card]:
+        return {c.id: c for c in self.cards}
+
+    def get(self, card_id: str) -> Card:
+        return self.by_id[card_id]
+
+    def matching(self, intent: str | None = None, resource: str | None = None) -> list[Card]:
+        return [
+            c for c in self.cards
+            if (intent is None or c.intent == intent)
+            and (resource is None or c.resource in (resource, "*"))
+        ]
+
+
+def load_card(path: Path) -> Card:
+    """Load and validate one card file, checking every example renders to what it claims."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise CardError(str(path), "", f"not valid YAML: {e}") from None
+    except OSError as e:
+        raise CardError(str(path), "", f"cannot be read: {e.strerror}") from None
+    if not isinstance(data, dict):
+        raise CardError(str(path), "", "must be a YAML mapping")
+    try:
+        card = Card.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "card"
+        raise CardError(str(path), loc, err["msg"].removeprefix("Value error, ")) from None
+    if path.stem != card.id:
+        raise CardError(str(path), "id", f"{card.id!r} must match the file name {path.stem!r}")
+    for i, ex in enumerate(card.examples):
+        try:
+            got = card.render(ex.slots)
+        except InvalidRequest as e:
+            raise CardError(str(path), f"examples[{i}].slots", str(e)) from None
+        if got != shlex.split(ex.command):
+            raise CardError(
+                str(path), f"examples[{i}].command",
+                f"renders to {shlex.join(got)!r}, not {ex.command!r}",
+            )
+    return card
+
+
+def load_corpus(cards_dir: Path) -> Corpus:
+    """Every `*.yaml` card under `cards_dir`; the first bad card is a CardError."""
+    if not cards_dir.is_dir():
+        raise CardError(str(cards_dir), "", "cards directory not found (set RAG_K8S_CARDS_DIR)")
+    paths = sorted(p for p in cards_dir.glob("*.yaml"))
+    if not paths:
+        raise CardError(str(cards_dir), "", "no *.yaml cards found")
+    cards: list[Card] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        card = load_card(path)
+        if card.id in seen:
+            raise CardError(str(path), "id", f"{card.id!r} is also used by {seen[card.id]}")
+        seen[card.id] = path
+        cards.append(card)
+    return Corpus(cards=tuple(sorted(cards, key=lambda c: c.id)), paths=seen)
+
+
+def card_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a card file (published as `rag_k8s/schemas/card.json`)."""
+    schema = Card.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "rag-k8s command card"
+    return schema
+
+
+_CORPUS_CACHE: dict[Path, tuple[tuple[tuple[str, int, int], ...], Corpus]] = {}
+
+
+def _signature(cards_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    return tuple(
+        (p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(cards_dir.glob("*.yaml"))
+    )
+
+
+def cached_corpus(cards_dir: Path) -> Corpus:
+    """`load_corpus`, reloaded only when a card file is added, removed or changed."""
+    key = cards_dir.resolve()
+    sig = _signature(key) if key.is_dir() else ()
+    hit = _CORPUS_CACHE.get(key)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    corpus = load_corpus(key)
+    _CORPUS_CACHE[key] = (sig, corpus)
+    return corpus

@@ -1,0 +1,145 @@
+"""The request of CONTRACT §1: validated against the published JSON Schema, then normalised."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from .errors import InvalidRequest
+from .vocab import is_dns1123_label, is_dns1123_subdomain, normalize_resource
+
+
+@lru_cache(maxsize=1)
+def request_schema() -> dict[str, Any]:
+    """The published request schema (`rag_k8s/schemas/request.json`), used by every door."""
+    text = resources.files("rag_k8s").joinpath("schemas/request.json").read_text("utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(request_schema())
+
+
+@dataclass(frozen=True)
+class Request:
+    intent: str | None = None
+    resource: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    query: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    confirm: bool = False
+    dry_run: bool = False
+    timeout: int = 15
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request in its contract shape (normalised), for logs and prompts."""
+        out: dict[str, Any] = {
+            k: v
+            for k, v in (("intent", self.intent), ("resource", self.resource),
+                         ("namespace", self.namespace), ("name", self.name),
+                         ("query", self.query))
+            if v is not None
+        }
+        if self.params:
+            out["params"] = dict(self.params)
+        out["constraints"] = {"confirm": self.confirm, "dryRun": self.dry_run,
+                              "timeout": self.timeout}
+        return out
+
+
+def _field_of(error: jsonschema.ValidationError) -> str:
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        path.append(extra[0] if extra else "?")
+    if error.validator == "anyOf" and not path:
+        return "intent"
+    return ".".join(path) or "request"
+
+
+def _problem_of(error: jsonschema.ValidationError) -> str:
+    v = error.validator
+    if v == "additionalProperties":
+        return "unknown field"
+    if v == "anyOf" and not list(error.absolute_path):
+        return "give an intent or a query"
+    if v == "enum":
+        allowed = error.schema["enum"]
+        shown = ", ".join(map(str, allowed[:20])) + (", ..." if len(allowed) > 20 else "")
+        return f"{_short(error.instance)} is not one of: {shown}"
+    if v == "pattern":
+        return f"{_short(error.instance)} is not allowed here (expected {_pattern_hint(error)})"
+    if v == "type":
+        return f"expected {error.schema['type']}, got {type(error.instance).__name__}"
+    if v in ("maxLength", "minLength"):
+        return f"length {len(error.instance)} is out of range ({v} {error.validator_value})"
+    if v in ("minimum", "maximum"):
+        return f"{error.instance} is out of range ({v} {error.validator_value})"
+    return error.message
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _pattern_hint(error: jsonschema.ValidationError) -> str:
+    name = str(error.absolute_path[-1]) if error.absolute_path else ""
+    return {
+        "namespace": "a DNS-1123 label: lower-case letters, digits and '-'",
+        "name": "a DNS-1123 name: lower-case letters, digits, '-' and '.'",
+        "container": "a DNS-1123 label",
+        "image": "an image reference like registry/app:1.2",
+        "since": "a duration like 10m, 30s or 2h",
+        "selector": "a label selector like app=api,tier!=db",
+        "query": "text without control characters",
+    }.get(name, "the documented pattern")
+
+
+def parse_request(payload: Any) -> Request:
+    """Validate and normalise a request; raises `InvalidRequest` naming the first bad field."""
+    if not isinstance(payload, dict):
+        raise InvalidRequest("request", "must be a JSON object")
+    errors = sorted(
+        _validator().iter_errors(payload),
+        key=lambda e: ([str(p) for p in e.absolute_path], str(e.validator)),
+    )
+    if errors:
+        raise InvalidRequest(_field_of(errors[0]), _problem_of(errors[0]))
+
+    # Belt and braces: JSON Schema's `$` lets a trailing newline through in Python's re.
+    if "namespace" in payload and not is_dns1123_label(payload["namespace"]):
+        raise InvalidRequest("namespace", "is not a DNS-1123 label")
+    if "name" in payload and not is_dns1123_subdomain(payload["name"]):
+        raise InvalidRequest("name", "is not a DNS-1123 name")
+    params = {k: (int(v) if isinstance(v, float) else v)
+              for k, v in payload.get("params", {}).items()}
+    for key, value in params.items():
+        if isinstance(value, str) and ("\n" in value or "\r" in value):
+            raise InvalidRequest(f"params.{key}", "must not contain a line break")
+    if "min" in params and "max" in params and params["min"] > params["max"]:
+        raise InvalidRequest("params.min", f"{params['min']} is greater than max {params['max']}")
+
+    if not payload.get("intent") and not (payload.get("query") or "").strip():
+        raise InvalidRequest("query", "is blank; give an intent or a query")
+
+    constraints = payload.get("constraints", {})
+    resource = payload.get("resource")
+    return Request(
+        intent=payload.get("intent"),
+        resource=normalize_resource(resource) if resource else None,
+        namespace=payload.get("namespace"),
+        name=payload.get("name"),
+        query=(payload.get("query") or "").strip() or None,
+        params=params,
+        confirm=bool(constraints.get("confirm", False)),
+        dry_run=bool(constraints.get("dryRun", False)),
+        timeout=int(constraints.get("timeout", 15)),
+    )

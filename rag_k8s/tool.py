@@ -1,0 +1,136 @@
+"""`k8s_exec` and `plan`: the one pipeline every door calls.
+
+request -> plan (retrieve + template/MLX planner) -> policy decision -> execute -> audit.
+Neither function raises for a bad request; each returns CONTRACT §2's result dict.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from . import audit, execute, policy
+from .cards import Corpus, cached_corpus
+from .config import Settings
+from .errors import InvalidRequest, NoMatch, PolicyError, RagK8sError
+from .kubectl_argv import with_server_dry_run
+from .planner import Plan, make_plan
+from .policy import Decision
+from .request import Request, parse_request
+from .execute import ExecResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    operation_id: str
+    status: str
+    plan: Plan | None
+    decision: Decision
+    execution: ExecResult | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "operation_id": self.operation_id,
+            "status": self.status,
+            "plan": self.plan.to_dict() if self.plan else None,
+            "decision": self.decision.to_dict(),
+            "execution": self.execution.to_dict() if self.execution else None,
+        }
+
+
+def _refused(reason: str) -> Decision:
+    return Decision(allowed=False, requires_confirmation=False, reasons=[reason])
+
+
+def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None) -> Result:
+    op_id = str(uuid.uuid4())
+    try:
+        settings = settings or Settings.resolve()
+        request = parse_request(payload)
+    except InvalidRequest as e:
+        return Result(op_id, "invalid", None, _refused(str(e)), None)
+
+    try:
+        corpus: Corpus = cached_corpus(settings.cards_dir)
+        plan_ = make_plan(request, settings=settings, corpus=corpus)
+    except InvalidRequest as e:
+        return Result(op_id, "invalid", None, _refused(str(e)), None)
+    except NoMatch as e:
+        return Result(op_id, "no_match", None, _refused(str(e)), None)
+
+    # Under dry-run a mutating command gets --dry-run=server where kubectl supports it for the verb;
+    # the flag is added before validation so the policy judges exactly what would run.
+    server_dry_run: list[str] | None = None
+    is_mutating = policy.is_mutating(plan_.argv)
+    if request.dry_run and is_mutating:
+        server_dry_run = with_server_dry_run(plan_.argv)
+        if server_dry_run is not None:
+            plan_ = _with_argv(plan_, server_dry_run)
+
+    try:
+        rules = policy.load_policy(settings.org_dir)
+    except PolicyError as e:
+        return Result(op_id, "denied", plan_, _refused(str(e)), None)
+    decision = policy.validate(plan_.argv, card=corpus.by_id.get(plan_.card_id), policy=rules)
+
+    if not decision.allowed:
+        return Result(op_id, "denied", plan_, decision, None)
+    if not run:
+        return Result(op_id, "planned", plan_, decision, None)
+    if request.dry_run and is_mutating and server_dry_run is None:
+        return Result(op_id, "planned", plan_, decision, None)  # preview only, nothing runs
+    if decision.requires_confirmation and not request.confirm and not request.dry_run:
+        return Result(op_id, "needs_confirmation", plan_, decision, None)
+
+    outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
+                          dry_run=request.dry_run)
+    if outcome.timed_out:
+        status = "timeout"
+    elif outcome.exit_code == 0:
+        status = "executed"
+    else:
+        status = "failed"
+    return Result(op_id, status, plan_, decision, outcome)
+
+
+def _with_argv(plan_: Plan, argv: list[str]) -> Plan:
+    from dataclasses import replace
+
+    return replace(plan_, argv=argv)
+
+
+def _request_for_log(payload: Any) -> Any:
+    try:
+        return parse_request(payload).to_dict()
+    except RagK8sError:
+        return payload if isinstance(payload, dict) else repr(payload)[:2000]
+
+
+def k8s_exec(payload: Any, *, settings: Settings | None = None) -> dict[str, Any]:
+    """Run the whole pipeline for one request and return the result dict (CONTRACT §2).
+
+    Args:
+        payload: the request dict of CONTRACT §1.
+        settings: resolved settings; by default from the environment (CONTRACT §10).
+
+    Every call, refusals and invalid requests included, writes one audit line.
+    """
+    result = _run_pipeline(payload, run=True, settings=settings)
+    out = result.to_dict()
+    cfg = settings or Settings.resolve()
+    audit.write_operation(cfg.audit_log, result=out, request=_request_for_log(payload))
+    return out
+
+
+def plan(payload: Any, *, settings: Settings | None = None) -> dict[str, Any]:
+    """Retrieve, plan and validate only; never runs kubectl. Returns the result dict."""
+    return _run_pipeline(payload, run=False, settings=settings).to_dict()
+
+
+def parse(payload: Any) -> Request:
+    """Validate a request without planning it (raises InvalidRequest)."""
+    return parse_request(payload)

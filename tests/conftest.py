@@ -1,0 +1,80 @@
+"""Shared fixtures: an isolated RAG_K8S_HOME per session, a per-test audit log, RecordingKubectl."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FAKES = Path(__file__).resolve().parent / "fakes"
+
+
+@pytest.fixture(scope="session")
+def rag_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One RAG_K8S_HOME for the session, so the index is built once and shared."""
+    return tmp_path_factory.mktemp("rag-home")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(
+    rag_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Point every setting at test-owned places; nothing reads the developer's own state."""
+    for var in list(os.environ):
+        if var.startswith("RAG_K8S_") and var != "RAG_K8S_E2E_KUBECONFIG":
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RAG_K8S_HOME", str(rag_home))
+    monkeypatch.setenv("RAG_K8S_CARDS_DIR", str(REPO / "cards"))
+    monkeypatch.setenv("RAG_K8S_ORG_DIR", str(REPO / "org"))
+    monkeypatch.setenv("RAG_K8S_AUDIT_LOG", str(tmp_path / "agent.log"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(rag_home / "hf-cache"))
+    # No kubectl unless a test asks for one: a stray call fails loudly instead of hitting a cluster.
+    monkeypatch.setenv("RAG_K8S_KUBECTL", str(tmp_path / "no-kubectl-configured"))
+    yield
+
+
+@dataclass
+class RecordingKubectl:
+    """Handle on the RecordingKubectl stand-in binary (tests/fakes/recording_kubectl.py)."""
+
+    path: Path
+    log: Path
+    monkeypatch: pytest.MonkeyPatch
+
+    @property
+    def calls(self) -> list[list[str]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+    def respond(self, stdout: str = "", stderr: str = "", exit_code: int = 0,
+                sleep: float = 0) -> None:
+        self.monkeypatch.setenv("RECORDING_KUBECTL_STDOUT", stdout)
+        self.monkeypatch.setenv("RECORDING_KUBECTL_STDERR", stderr)
+        self.monkeypatch.setenv("RECORDING_KUBECTL_EXIT", str(exit_code))
+        self.monkeypatch.setenv("RECORDING_KUBECTL_SLEEP", str(sleep))
+
+
+@pytest.fixture
+def recording_kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RecordingKubectl:
+    """RAG_K8S_KUBECTL pointed at the recording stand-in; `.calls` lists the argv it received."""
+    wrapper = tmp_path / "kubectl"
+    wrapper.write_text(
+        f"#!/bin/sh\nexec {sys.executable} {FAKES / 'recording_kubectl.py'} \"$@\"\n"
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    log = tmp_path / "kubectl-calls.jsonl"
+    monkeypatch.setenv("RAG_K8S_KUBECTL", str(wrapper))
+    monkeypatch.setenv("RECORDING_KUBECTL_LOG", str(log))
+    rk = RecordingKubectl(wrapper, log, monkeypatch)
+    rk.respond()
+    return rk
