@@ -145,12 +145,12 @@ class Card(BaseModel):
     def _consistent(self) -> Card:
         tokens = self.tokens  # parses the template, raising on bad syntax
         if not tokens or tokens[0][0] != "kubectl":
-            raise ValueError("command_template must start with `kubectl`")
+            raise ValueError("command_template: must start with `kubectl`")
         used = {m for tok, _ in tokens for m in PLACEHOLDER_RE.findall(tok)}
         for slot in used - set(self.placeholders):
-            raise ValueError(f"command_template uses {{{{{slot}}}}} but placeholders lacks it")
+            raise ValueError(f"command_template: uses {{{{{slot}}}}} but placeholders lacks it")
         for slot in set(self.placeholders) - used:
-            raise ValueError(f"placeholders.{slot} is never used in command_template")
+            raise ValueError(f"placeholders.{slot}: is never used in command_template")
         for slot in self.placeholders:
             if slot not in SLOT_NAMES:
                 raise ValueError(f"placeholders.{slot}: not a request field ({', '.join(SLOT_NAMES)})")
@@ -159,12 +159,13 @@ class Card(BaseModel):
                 for slot in PLACEHOLDER_RE.findall(tok):
                     if not self.placeholders[slot].required:
                         raise ValueError(
-                            f"optional placeholder {slot} must sit inside an optional [group]"
+                            f"placeholders.{slot}: optional, so it must sit inside"
+                            " an optional [group]"
                         )
         floor = base_risk(self.intent)
         if RISK_ORDER[self.risk_level] < RISK_ORDER[floor]:
             raise ValueError(
-                f"risk_level {self.risk_level} is below the contract's {floor} for {self.intent}"
+                f"risk_level: {self.risk_level} is below the contract's {floor} for {self.intent}"
             )
         return self
 
@@ -304,8 +305,12 @@ def load_card(path: Path) -> Card:
         card = Card.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "card"
-        raise CardError(str(path), loc, err["msg"].removeprefix("Value error, ")) from None
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if not loc:  # a whole-card check: its message starts with the field it is about
+            field_, sep, rest = msg.partition(": ")
+            loc, msg = (field_, rest) if sep and " " not in field_ else ("card", msg)
+        raise CardError(str(path), loc, msg) from None
     if path.stem != card.id:
         raise CardError(str(path), "id", f"{card.id!r} must match the file name {path.stem!r}")
     for i, ex in enumerate(card.examples):

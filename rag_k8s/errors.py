@@ -75,6 +75,13 @@ class PolicyError(RagK8sError):
     status = "denied"
 
 
+class ArgvError(RagK8sError):
+    """A kubectl argv cannot be analysed with certainty; the validator refuses it (fail closed)."""
+
+    exit_status = ExitStatus.POLICY_DENIED
+    status = "denied"
+
+
 class IndexError_(RagK8sError):  # noqa: N801 - avoid shadowing the builtin IndexError
     """The retrieval index is missing, unreadable or built with another model."""
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import InvalidRequest, NoMatch
+
+if TYPE_CHECKING:
+    from ..cards import Corpus
+    from ..config import Settings
+    from ..request import Request
 
 PlannerName = Literal["template", "mlx"]
 
@@ -34,3 +41,46 @@ class Plan:
             "sources": [dict(s) for s in self.sources],
             "rationale": self.rationale,
         }
+
+
+def make_plan(request: Request, *, settings: Settings, corpus: Corpus) -> Plan:
+    """Plan a request with the planner `settings.planner` names (CONTRACT §10).
+
+    `template` never loads a model; `mlx` always uses the model (a missing one is a clear
+    ModelNotFound); `auto` takes the template path when the request determines one card with all
+    its required slots, else the MLX planner when a model is available locally, else the template.
+    Raises InvalidRequest (a slot is missing: the message asks for it) or NoMatch.
+    """
+    from .template import plan_with_template, resolve
+
+    if settings.planner == "template":
+        return plan_with_template(request, corpus=corpus, settings=settings)
+    if settings.planner == "mlx":
+        return _plan_with_mlx(request, settings=settings, corpus=corpus)
+
+    try:
+        resolution = resolve(request, corpus=corpus, settings=settings)
+    except (InvalidRequest, NoMatch):
+        if request.intent is not None or not _model_available(settings):
+            raise
+        return _plan_with_mlx(request, settings=settings, corpus=corpus)
+    if resolution.determined:
+        # Determined but a slot missing: a model could only invent it, so ask instead.
+        return plan_with_template(request, corpus=corpus, settings=settings, resolution=resolution)
+    if _model_available(settings):
+        return _plan_with_mlx(request, settings=settings, corpus=corpus)
+    return plan_with_template(request, corpus=corpus, settings=settings, resolution=resolution)
+
+
+def _model_available(settings: Settings) -> bool:
+    from .mlx import model_available
+
+    return model_available(settings)
+
+
+def _plan_with_mlx(request: Request, *, settings: Settings, corpus: Corpus) -> Plan:
+    from ..retrieve import retrieve_request
+    from .mlx import plan_with_mlx
+
+    hits = retrieve_request(request, settings=settings)
+    return plan_with_mlx(request, hits, corpus, settings)

@@ -1,0 +1,518 @@
+"""The `rag-k8s` command line: thin Typer commands over the library (CONTRACT §7).
+
+Human messages go to stderr, data (kubectl output, `--json`) to stdout. Only this module imports
+Typer; heavy libraries are imported by the commands that need them, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .config import Settings
+from .errors import STATUS_EXIT, ExitStatus, InvalidRequest, RagK8sError
+
+app = typer.Typer(
+    name="rag-k8s",
+    help="A local Kubernetes command agent: curated command cards, a planner, guardrails, audit.",
+    pretty_exceptions_show_locals=False,  # locals can hold kube tokens
+    no_args_is_help=True,
+    add_completion=False,
+)
+audit_app = typer.Typer(help="Inspect the hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+log = logging.getLogger("rag_k8s")
+
+RISK_STYLE = {"none": "green", "low": "cyan", "medium": "yellow", "high": "bold red"}
+STATUS_STYLE = {
+    "planned": "cyan", "executed": "green", "failed": "red", "timeout": "red",
+    "denied": "bold red", "needs_confirmation": "yellow", "invalid": "red", "no_match": "yellow",
+}
+
+
+@contextmanager
+def _errors_to_exit() -> Iterator[None]:
+    """Turn our own errors into their exit code with the message on stderr; Ctrl-C into 130."""
+    try:
+        yield
+    except RagK8sError as e:
+        err.print(f"[red]Error:[/red] {escape(str(e))}")
+        raise typer.Exit(int(e.exit_status)) from None
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        raise typer.Exit(130) from None
+
+
+def _settings() -> Settings:
+    return Settings.resolve()
+
+
+@app.callback()
+def callback(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="More diagnostics on stderr (-vv for debug).")] = 0,
+) -> None:
+    """rag-k8s: plan and run kubectl commands from curated cards, under policy."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+# ---------------------------------------------------------------- request from the options
+
+
+def _param_types() -> dict[str, str]:
+    from .request import request_schema
+
+    props = request_schema()["properties"]["params"]["properties"]
+    return {key: spec.get("type", "string") for key, spec in props.items()}
+
+
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """`key=value` pairs, typed by the request schema; a value that does not convert is passed
+    through as text so the request validation names the field."""
+    types = _param_types()
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidRequest("params", f"--param {item!r} is not key=value")
+        kind = types.get(key)
+        typed: Any = value
+        if kind == "integer":
+            try:
+                typed = int(value)
+            except ValueError:
+                pass
+        elif kind == "boolean":
+            if value.lower() in _TRUE:
+                typed = True
+            elif value.lower() in _FALSE:
+                typed = False
+        params[key] = typed
+    return params
+
+
+def build_payload(
+    *, intent: str | None, resource: str | None, namespace: str | None, name: str | None,
+    query: str | None, params: list[str], confirm: bool, dry_run: bool, timeout: int | None,
+    json_input: str | None,
+) -> dict[str, Any]:
+    """The request dict (CONTRACT §1) from the command-line options or `--json-input FILE|-`.
+
+    Options given next to `--json-input` override its fields.
+    """
+    payload: dict[str, Any] = {}
+    if json_input is not None:
+        text = sys.stdin.read() if json_input == "-" else _read_text(json_input)
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InvalidRequest("request", f"--json-input is not valid JSON: {e}") from None
+        if not isinstance(loaded, dict):
+            raise InvalidRequest("request", "--json-input must hold one JSON object")
+        payload = loaded
+    for key, value in (("intent", intent), ("resource", resource), ("namespace", namespace),
+                       ("name", name), ("query", query)):
+        if value is not None:
+            payload[key] = value
+    if params:
+        payload["params"] = {**(payload.get("params") or {}), **parse_params(params)}
+    constraints: dict[str, Any] = dict(payload.get("constraints") or {})
+    if confirm:
+        constraints["confirm"] = True
+    if dry_run:
+        constraints["dryRun"] = True
+    if timeout is not None:
+        constraints["timeout"] = timeout
+    if constraints:
+        payload["constraints"] = constraints
+    return payload
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise InvalidRequest("request", f"cannot read --json-input {path}: {e.strerror}") from None
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_result(result: dict[str, Any], console: Console) -> None:
+    """A readable summary of a result (CONTRACT §2) for people."""
+    status = result["status"]
+    console.print(f"[{STATUS_STYLE.get(status, 'white')}]status[/]: {status}")
+    plan_ = result.get("plan")
+    if plan_:
+        risk = plan_["risk_level"]
+        console.print(f"card: {escape(plan_['card_id'])} (planner: {plan_['planner']})")
+        console.print(f"command: [bold]{escape(plan_['command'])}[/bold]")
+        console.print(f"risk: [{RISK_STYLE.get(risk, 'white')}]{risk}[/]")
+        if plan_.get("rationale"):
+            console.print(f"rationale: {escape(plan_['rationale'])}")
+    decision = result.get("decision") or {}
+    if decision:
+        verdict = "allowed" if decision.get("allowed") else "refused"
+        if decision.get("requires_confirmation"):
+            verdict += ", needs confirmation"
+        console.print(f"decision: {verdict}")
+        for reason in decision.get("reasons") or []:
+            console.print(f"  - {escape(reason)}")
+        if decision.get("suggestion"):
+            console.print(f"suggestion: [bold]{escape(decision['suggestion'])}[/bold]")
+    execution = result.get("execution")
+    if execution:
+        extra = []
+        if execution.get("dry_run"):
+            extra.append("dry run")
+        if execution.get("truncated"):
+            extra.append("output truncated")
+        if execution.get("timed_out"):
+            extra.append("timed out")
+        tail = f" ({', '.join(extra)})" if extra else ""
+        console.print(f"kubectl exit code {execution['exit_code']} in "
+                      f"{execution['duration']:.2f}s{tail}")
+
+
+def _emit(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    render_result(result, err)
+    execution = result.get("execution")
+    if execution:
+        # kubectl's own output is data: stdout to stdout, stderr to stderr.
+        if execution.get("stdout"):
+            sys.stdout.write(execution["stdout"])
+            if not execution["stdout"].endswith("\n"):
+                sys.stdout.write("\n")
+        if execution.get("stderr"):
+            sys.stderr.write(execution["stderr"])
+            if not execution["stderr"].endswith("\n"):
+                sys.stderr.write("\n")
+        sys.stdout.flush()
+
+
+def _exit_for(result: dict[str, Any]) -> None:
+    code = int(STATUS_EXIT.get(result["status"], ExitStatus.ERROR))
+    if code:
+        raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------- exec / plan
+
+IntentOpt = Annotated[Optional[str], typer.Option("--intent", help="One of the intents of CONTRACT §3.")]
+ResourceOpt = Annotated[Optional[str], typer.Option("--resource", help="A kind: deployment, pod, node, ...")]
+NamespaceOpt = Annotated[Optional[str], typer.Option("--namespace", "-n", help="The namespace.")]
+NameOpt = Annotated[Optional[str], typer.Option("--name", help="The object's name.")]
+QueryOpt = Annotated[Optional[str], typer.Option("--query", help="Free text describing the task.")]
+QueryArg = Annotated[Optional[str], typer.Argument(help="Free text (same as --query).",
+                                                   show_default=False)]
+ParamOpt = Annotated[list[str], typer.Option("--param", "-p", help="Template slot key=value (repeatable).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Preview: never change the cluster.")]
+TimeoutOpt = Annotated[Optional[int], typer.Option("--timeout", help="Seconds for kubectl (1-300).")]
+JsonInputOpt = Annotated[Optional[str], typer.Option("--json-input", help="Read the request JSON from FILE or - (stdin).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result JSON on stdout.")]
+
+
+def _query(query: str | None, positional: str | None) -> str | None:
+    if query is not None and positional is not None:
+        raise InvalidRequest("query", "give the query either as --query or as an argument, not both")
+    return query if query is not None else positional
+
+
+def _interactive(prompt: bool | None) -> bool:
+    if prompt is not None:
+        return prompt
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+@app.command("exec")
+def exec_command(
+    text: QueryArg = None,
+    intent: IntentOpt = None,
+    resource: ResourceOpt = None,
+    namespace: NamespaceOpt = None,
+    name: NameOpt = None,
+    query: QueryOpt = None,
+    param: ParamOpt = [],  # noqa: B006 - Typer needs a literal default
+    confirm: Annotated[bool, typer.Option("--confirm", "--yes", "-y",
+                                          help="Confirm a medium or high risk action.")] = False,
+    dry_run: DryRunOpt = False,
+    timeout: TimeoutOpt = None,
+    json_input: JsonInputOpt = None,
+    as_json: JsonOpt = False,
+    prompt: Annotated[Optional[bool], typer.Option(
+        "--prompt/--no-prompt",
+        help="Ask before a risky action (default: only in an interactive terminal).")] = None,
+) -> None:
+    """Plan, check and run one kubectl command."""
+    from . import tool
+
+    with _errors_to_exit():
+        payload = build_payload(intent=intent, resource=resource, namespace=namespace, name=name,
+                                query=_query(query, text), params=param, confirm=confirm,
+                                dry_run=dry_run, timeout=timeout, json_input=json_input)
+        result = tool.k8s_exec(payload)
+        if result["status"] == "needs_confirmation" and _interactive(prompt):
+            plan_ = result["plan"]
+            err.print(f"About to run: [bold]{escape(plan_['command'])}[/bold]")
+            err.print(f"risk: [{RISK_STYLE.get(plan_['risk_level'], 'white')}]"
+                      f"{plan_['risk_level']}[/]")
+            for reason in result["decision"]["reasons"]:
+                err.print(f"  - {escape(reason)}")
+            if not typer.confirm("Run it?", default=False, err=True):
+                err.print("Not confirmed; nothing ran.")
+                raise typer.Exit(int(ExitStatus.NEEDS_CONFIRMATION))
+            payload.setdefault("constraints", {})["confirm"] = True
+            result = tool.k8s_exec(payload)
+        _emit(result, as_json)
+        _exit_for(result)
+
+
+@app.command("plan")
+def plan_command(
+    text: QueryArg = None,
+    intent: IntentOpt = None,
+    resource: ResourceOpt = None,
+    namespace: NamespaceOpt = None,
+    name: NameOpt = None,
+    query: QueryOpt = None,
+    param: ParamOpt = [],  # noqa: B006 - Typer needs a literal default
+    confirm: Annotated[bool, typer.Option("--confirm", "--yes", "-y",
+                                          help="Mark the request as confirmed.")] = False,
+    dry_run: DryRunOpt = False,
+    timeout: TimeoutOpt = None,
+    json_input: JsonInputOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the command that would run and the policy decision; never runs kubectl."""
+    from . import tool
+
+    with _errors_to_exit():
+        payload = build_payload(intent=intent, resource=resource, namespace=namespace, name=name,
+                                query=_query(query, text), params=param, confirm=confirm,
+                                dry_run=dry_run, timeout=timeout, json_input=json_input)
+        result = tool.plan(payload)
+        _emit(result, as_json)
+        _exit_for(result)
+
+
+# ---------------------------------------------------------------- retrieval and index
+
+
+@app.command("retrieve")
+def retrieve_command(
+    query: Annotated[str, typer.Argument(help="Free text to search the cards for.")],
+    intent: IntentOpt = None,
+    resource: ResourceOpt = None,
+    k: Annotated[int, typer.Option("-k", min=2, max=4, help="How many cards (2-4).")] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+) -> None:
+    """Show the command cards nearest a query, with their scores."""
+    from .retrieve import retrieve
+
+    with _errors_to_exit():
+        hits = retrieve(query, intent, resource, k, settings=_settings())
+        if as_json:
+            print(json.dumps([h.to_dict() for h in hits]))
+            return
+        table = Table("card", "score", "snippet", title=f"cards for {query!r}")
+        for h in hits:
+            table.add_row(h.card_id, f"{h.score:.3f}", escape(h.snippet.splitlines()[0]
+                                                               if h.snippet else ""))
+        out.print(table)
+        if not hits:
+            err.print("No card matches; try other words or drop --intent/--resource.")
+            raise typer.Exit(int(ExitStatus.NO_MATCH))
+
+
+@app.command("build-index")
+def build_index_command(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Re-embed every card.")] = False,
+) -> None:
+    """Embed the command cards into the FAISS index (incremental; a fresh index is a no-op)."""
+    from .index import build_index
+
+    with _errors_to_exit():
+        report = build_index(_settings(), progress=not quiet, force=force)
+        if not quiet:
+            err.print(f"Index at {report.path}: {report.cards} cards, {report.embedded} embedded, "
+                      f"{report.reused} reused, in {report.seconds:.2f}s.")
+
+
+# ---------------------------------------------------------------- servers
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to bind (a non-loopback one needs a token).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    preload: Annotated[bool, typer.Option("--preload", help="Load the embedder and the model at start-up.")] = False,
+) -> None:
+    """Run the HTTP server (plan, k8s-exec, retrieve, and the k8sgpt customrest backend)."""
+    from .server import serve
+
+    with _errors_to_exit():
+        serve(_settings(), host=host, port=port, preload=preload)
+
+
+@app.command("mcp")
+def mcp_command(
+    http: Annotated[bool, typer.Option("--http", help="Streamable HTTP on loopback instead of stdio.")] = False,
+    port: Annotated[int, typer.Option(help="TCP port for --http.")] = 8001,
+) -> None:
+    """Run the MCP server (tools plan, k8s_exec, retrieve) on stdio, or on HTTP with --http."""
+    from .mcp_server import run
+
+    with _errors_to_exit():
+        run(_settings(), http=http, port=port)
+
+
+# ---------------------------------------------------------------- audit
+
+
+@audit_app.command("verify")
+def audit_verify(
+    path: Annotated[Optional[Path], typer.Argument(help="Log file (default: the configured one).")] = None,
+) -> None:
+    """Check the hash chain of the audit log; exit 1 when it is broken."""
+    from . import audit
+
+    with _errors_to_exit():
+        target = path or _settings().audit_log
+        report = audit.verify(target)
+        if report.ok:
+            tail = " (a torn last line was ignored)" if report.torn_tail else ""
+            err.print(f"[green]OK[/green]: {target}: {report.valid_lines} lines, chain intact{tail}.")
+            return
+        err.print(f"[red]BROKEN[/red]: {target}: line {report.first_bad_line}: {report.problem} "
+                  f"({report.valid_lines} of {report.lines} lines valid before it).")
+        raise typer.Exit(int(ExitStatus.ERROR))
+
+
+@audit_app.command("tail")
+def audit_tail(
+    n: Annotated[int, typer.Option("-n", min=1, help="How many entries.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON entry per line.")] = False,
+) -> None:
+    """Show the last audit entries."""
+    from . import audit
+
+    with _errors_to_exit():
+        entries = audit.tail(_settings().audit_log, n)
+        if as_json:
+            for entry in entries:
+                print(json.dumps(entry))
+            return
+        renderer = getattr(audit, "render_tail_table", None)
+        if renderer is not None:
+            out.print(renderer(entries))
+            return
+        table = Table("time", "status", "command")
+        for entry in entries:
+            command = ((entry.get("result") or {}).get("plan") or {}).get("command", "")
+            table.add_row(str(entry.get("ts", entry.get("time", ""))),
+                          str((entry.get("result") or {}).get("status", entry.get("status", ""))),
+                          escape(command))
+        out.print(table)
+
+
+@audit_app.command("path")
+def audit_path() -> None:
+    """Print the audit log's path."""
+    with _errors_to_exit():
+        print(_settings().audit_log)
+
+
+# ---------------------------------------------------------------- eval, bench, doctor
+
+
+@app.command("eval")
+def eval_command(
+    cases: Annotated[Optional[Path], typer.Option(help="JSONL cases (default: eval/cases.jsonl).")] = None,
+    planner: Annotated[str, typer.Option(help="template, mlx or auto.")] = "template",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Score planning accuracy on the evaluation cases."""
+    from . import evaluate
+
+    with _errors_to_exit():
+        settings = _settings()
+        cases_path = cases or _default_cases()
+        report = evaluate.run_eval(cases_path, planner=planner, settings=settings)
+        if as_json:
+            print(json.dumps(report.to_dict()))
+        else:
+            evaluate.render_report(report, out)
+
+
+def _default_cases() -> Path:
+    from .errors import ConfigError
+
+    path = Path(__file__).resolve().parent.parent / "eval" / "cases.jsonl"
+    if not path.is_file():
+        raise ConfigError("No eval/cases.jsonl beside the package; pass --cases PATH.")
+    return path
+
+
+@app.command("bench")
+def bench_command(
+    output: Annotated[Path, typer.Option(help="Markdown file to write.")] = Path("BENCHMARKS.md"),
+    only: Annotated[Optional[str], typer.Option(help="Run one benchmark by name.")] = None,
+) -> None:
+    """Run the benchmarks and write BENCHMARKS.md."""
+    from . import bench
+
+    with _errors_to_exit():
+        bench.run(output, only=only, settings=_settings())
+        err.print(f"Wrote {output}.")
+
+
+@app.command("doctor")
+def doctor_command() -> None:
+    """Check kubectl, kubeconfig, index, model, policy and audit log; say how to fix each."""
+    from .doctor import run_checks
+
+    with _errors_to_exit():
+        checks = run_checks(_settings())
+        table = Table("check", "ok", "detail", "fix")
+        for c in checks:
+            table.add_row(c.name, "[green]yes[/green]" if c.ok else "[red]no[/red]",
+                          escape(c.detail), escape(c.fix or ""))
+        out.print(table)
+        failed = [c.name for c in checks if not c.ok]
+        if failed:
+            err.print(f"{len(failed)} check(s) failed: {', '.join(failed)}.")
+            raise typer.Exit(int(ExitStatus.ERROR))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        sys.exit(130)

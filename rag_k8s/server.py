@@ -1,0 +1,504 @@
+"""The HTTP door (CONTRACT §9): FastAPI on uvicorn, one route per pipeline entry point.
+
+`create_app(settings)` builds the app (tests serve it on a free port); `serve()` runs it.
+The request body of /plan and /k8s-exec is the published request schema, validated by the same
+`parse_request` every door uses; /v1/completions is k8sgpt's `customrest` backend contract.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .config import Settings
+from .errors import ConfigError, InvalidRequest, RagK8sError
+from .request import parse_request, request_schema
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+# Paths served without the token: the OpenAPI document holds no data.
+OPEN_PATHS = frozenset({"/openapi.json"})
+
+
+@lru_cache(maxsize=1)
+def result_schema() -> dict[str, Any]:
+    """The published result schema (`rag_k8s/schemas/result.json`, CONTRACT §2)."""
+    text = resources.files("rag_k8s").joinpath("schemas/result.json").read_text("utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _openapi_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    # `$schema`/`$id` belong to the standalone file, not to a schema embedded in OpenAPI 3.1.
+    return {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (`localhost`, 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse a non-loopback address without a bearer token (CONTRACT §9)."""
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"Refusing to listen on {host} without an API token: set RAG_K8S_API_TOKEN "
+            "(clients then send 'Authorization: Bearer <token>'), or bind 127.0.0.1."
+        )
+
+
+# ---------------------------------------------------------------- state and models
+
+
+@dataclass
+class ServerState:
+    """What the server has loaded, reported by /health."""
+
+    settings: Settings
+    started: float = field(default_factory=time.monotonic)
+    embedder_loaded: bool = False
+    model: Any = None  # the loaded MLX model bundle, when one is loaded
+    model_id: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def preload(self) -> None:
+        """Load the embedder and, when one is available locally, the MLX model."""
+        from .index import embedder
+
+        embedder()
+        self.embedder_loaded = True
+        from .planner import mlx as mlx_planner
+
+        if self.settings.planner != "template" and mlx_planner.model_available(self.settings):
+            self.model = mlx_planner.load_model(self.settings.model)
+            self.model_id = self.settings.model
+            log.info("loaded MLX model %s", self.model_id)
+        else:
+            log.info("no MLX model loaded (planner=%s, model=%s)", self.settings.planner,
+                     self.settings.model)
+
+
+class RetrieveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=2000, description="Free text.")
+    intent: str | None = Field(default=None, max_length=32, description="Filter by intent.")
+    resource: str | None = Field(default=None, max_length=64, description="Filter by kind.")
+    k: int = Field(default=4, ge=2, le=4, description="How many cards (2-4).")
+
+
+class HitOut(BaseModel):
+    card_id: str
+    score: float
+    snippet: str
+
+
+class RetrieveOut(BaseModel):
+    hits: list[HitOut]
+
+
+class CompletionBody(BaseModel):
+    """k8sgpt `customrest` request: `options.message` carries the raw error text."""
+
+    model: str = Field(max_length=256)
+    prompt: str = Field(max_length=32 * 1024)
+    options: dict[str, Any] | None = None
+
+
+class CompletionOut(BaseModel):
+    model: str
+    created_at: str = Field(description="RFC 3339 timestamp.")
+    response: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    field: str | None = None
+    message: str
+
+
+class HealthOut(BaseModel):
+    status: str
+    embedder: bool
+    model: str | None
+    index: dict[str, Any]
+    planner: str
+    uptime_seconds: float
+
+
+def _error(status: int, error: str, message: str, field_: str | None = None,
+           **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"error": error, "field": field_, "message": message, **extra}
+    return JSONResponse(body, status_code=status)
+
+
+# ---------------------------------------------------------------- middleware
+
+
+class GuardMiddleware:
+    """Bearer token (constant-time compare) and the 64 KiB body limit, before any routing.
+
+    The body is read here, up to the limit, and replayed to the app, so a chunked upload without
+    Content-Length is bounded too.
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None, max_body: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.token = token
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.token and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
+            await _error(401, "unauthorized",
+                         "Send 'Authorization: Bearer <token>' with the RAG_K8S_API_TOKEN value.")(
+                scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await self._too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        assert self.token is not None
+        for key, value in scope.get("headers") or []:
+            if key == b"authorization":
+                scheme, _, given = value.decode("latin-1").partition(" ")
+                return scheme.lower() == "bearer" and hmac.compare_digest(
+                    given.strip().encode(), self.token.encode())
+        return False
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _error(413, "too_large", f"The request body is over {self.max_body} bytes.")(
+            scope, receive, send)
+
+
+# ---------------------------------------------------------------- the app
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidRequest("body", f"is not valid JSON: {e}") from None
+
+
+def create_app(settings: Settings | None = None, *, preload: bool = False) -> FastAPI:
+    """The FastAPI app for these settings; `preload` loads the embedder and model first."""
+    settings = settings or Settings.resolve()
+    state = ServerState(settings)
+    if preload:
+        state.preload()
+
+    app = FastAPI(
+        title="rag-k8s",
+        version=_version(),
+        description="A local Kubernetes command agent (CONTRACT §9).",
+        docs_url=None,  # the Swagger page pulls scripts from a CDN; keep the server offline
+        redoc_url=None,
+    )
+    app.state.rag = state
+    app.add_middleware(GuardMiddleware, token=settings.api_token)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid"}
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"] or ["body"]
+        if first.get("type") == "json_invalid":
+            loc = ["body"]  # its loc is a character offset, not a field
+        return _error(400, "invalid", f"{'.'.join(loc)}: {first.get('msg')}", ".".join(loc))
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
+        return _error(400, "invalid", str(exc), exc.field)
+
+    @app.exception_handler(RagK8sError)
+    async def _ours(_: Request, exc: RagK8sError) -> JSONResponse:
+        log.error("request failed: %s", exc)
+        return _error(500, "internal", str(exc))
+
+    request_body = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _openapi_schema(request_schema())}},
+        }
+    }
+    error_responses: dict[int | str, dict[str, Any]] = {
+        400: {"model": ErrorOut, "description": "Bad JSON or an invalid request; `field` names it."},
+        401: {"model": ErrorOut, "description": "Missing or wrong bearer token."},
+        413: {"model": ErrorOut, "description": "Body over 64 KiB."},
+        500: {"model": ErrorOut, "description": "The server is misconfigured (index, kubectl)."},
+    }
+    result_responses: dict[int | str, dict[str, Any]] = {
+        200: {"description": "The result (CONTRACT §2); the status is in the body.",
+              "content": {"application/json": {"schema": _openapi_schema(result_schema())}}},
+        **error_responses,
+    }
+
+    @app.get("/health", response_model=HealthOut, responses=error_responses)
+    def health() -> HealthOut:
+        """What is loaded: the embedder, the MLX model, the index."""
+        from .index import index_status
+
+        try:
+            index = dict(index_status(settings))
+        except RagK8sError as e:
+            index = {"exists": False, "problem": str(e)}
+        return HealthOut(status="ok", embedder=state.embedder_loaded, model=state.model_id,
+                         index=index, planner=settings.planner,
+                         uptime_seconds=round(time.monotonic() - state.started, 3))
+
+    @app.post("/plan", openapi_extra=request_body, responses=result_responses)
+    async def plan_route(request: Request) -> JSONResponse:
+        """Retrieve, plan and validate; never runs kubectl."""
+        from . import tool
+
+        payload = await _json_body(request)
+        parse_request(payload)  # 400 naming the field, before any work
+        result = await run_in_threadpool(tool.plan, payload, settings=settings)
+        state.embedder_loaded = True
+        return JSONResponse(result)
+
+    @app.post("/k8s-exec", openapi_extra=request_body, responses=result_responses)
+    async def k8s_exec_route(request: Request) -> JSONResponse:
+        """The whole pipeline; 200 for every pipeline status, 400 only for an invalid request."""
+        from . import tool
+
+        payload = await _json_body(request)
+        try:
+            parse_request(payload)
+        except InvalidRequest as e:
+            # Still through the pipeline, so the refused request is audited like any other.
+            result = await run_in_threadpool(tool.k8s_exec, payload, settings=settings)
+            return _error(400, "invalid", str(e), e.field, result=result)
+        result = await run_in_threadpool(tool.k8s_exec, payload, settings=settings)
+        state.embedder_loaded = True
+        return JSONResponse(result)
+
+    @app.post("/retrieve", response_model=RetrieveOut, responses=error_responses)
+    def retrieve_route(body: RetrieveBody) -> RetrieveOut:
+        """The command cards nearest a query."""
+        from .retrieve import retrieve
+        from .vocab import INTENTS, normalize_resource
+
+        if body.intent is not None and body.intent not in INTENTS:
+            raise InvalidRequest("intent", f"{body.intent!r} is not one of: {', '.join(INTENTS)}")
+        resource = None
+        if body.resource is not None:
+            resource = normalize_resource(body.resource)
+            if resource is None:
+                raise InvalidRequest("resource", f"{body.resource!r} is not a known kind")
+        hits = retrieve(body.query, body.intent, resource, body.k, settings=settings)
+        state.embedder_loaded = True
+        return RetrieveOut(hits=[HitOut(**h.to_dict()) for h in hits])
+
+    @app.post("/v1/completions", response_model=CompletionOut, responses=error_responses)
+    def completions(body: CompletionBody) -> CompletionOut:
+        """k8sgpt `customrest`: explain an error and list read-only commands to investigate it."""
+        options = body.options or {}
+        message = options.get("message")
+        text = message if isinstance(message, str) and message.strip() else body.prompt
+        if not text.strip():
+            raise InvalidRequest("prompt", "is empty and options.message is missing")
+        answer, model_name = explain(text, state)
+        state.embedder_loaded = True
+        return CompletionOut(model=model_name, created_at=rfc3339_now(), response=answer)
+
+    return app
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def rfc3339_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------- k8sgpt explanations
+
+# Common Kubernetes failure signatures and what they usually mean; the cards say how to look.
+KNOWN_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p, re.IGNORECASE), meaning) for p, meaning in (
+        (r"CrashLoopBackOff|back-off restarting failed container",
+         "A container starts and exits again and again; its previous logs usually show why "
+         "(a crash, a bad config or a failing command)."),
+        (r"ImagePullBackOff|ErrImagePull|pull access denied|manifest unknown",
+         "The node cannot pull the container image: a wrong name or tag, a private registry "
+         "without an image pull secret, or no network to the registry."),
+        (r"OOMKilled|out of memory",
+         "A container used more memory than its limit and was killed; raise the limit or fix "
+         "the memory use."),
+        (r"FailedScheduling|Insufficient (cpu|memory)|didn't match|untolerated taint|unschedulable",
+         "The scheduler found no node for the pod: not enough CPU or memory, or node selectors, "
+         "affinity or taints exclude every node."),
+        (r"Readiness probe failed|Liveness probe failed|probe failed",
+         "A health probe fails: the app is not answering on the probed port or path in time."),
+        (r"no endpoints|has no ready endpoints|not ready endpoints|endpoints",
+         "The service selects no ready pods: its selector matches no pod, or the pods are not ready."),
+        (r"forbidden|is not allowed|cannot (get|list|create|delete|patch)",
+         "RBAC refused the action: the service account or user lacks a role binding for it."),
+        (r"Evicted|DiskPressure|MemoryPressure",
+         "The kubelet evicted the pod because the node ran short of a resource."),
+        (r"NotReady|node.*not ready",
+         "A node is not ready: the kubelet stopped reporting, or the node lost its network."),
+        (r"unbound.*PersistentVolumeClaim|FailedMount|FailedAttachVolume|pvc.*pending",
+         "A volume could not be bound or mounted: no matching PersistentVolume or storage class, "
+         "or the volume is attached elsewhere."),
+        (r"CreateContainerConfigError|configmap.*not found|secret.*not found",
+         "The pod refers to a ConfigMap or Secret (or a key in one) that does not exist."),
+    )
+)
+
+
+def _display_command(card: Any) -> str:
+    """A card's command with its required slots shown as <slot> and optional groups left out."""
+    from .cards import PLACEHOLDER_RE
+
+    words = [PLACEHOLDER_RE.sub(lambda m: f"<{m.group(1)}>", tok)
+             for tok, group in card.tokens if group is None]
+    return " ".join(words)
+
+
+def diagnostic_commands(text: str, settings: Settings, k: int = 4) -> list[tuple[str, str, str]]:
+    """(card id, command, description) of the read-only cards nearest the error text."""
+    from .cards import cached_corpus
+    from .retrieve import retrieve
+
+    corpus = cached_corpus(settings.cards_dir)
+    query = text[:2000]
+    # The nearest cards overall, plus the nearest of each investigating intent, best score first.
+    hits = list(retrieve(query, None, None, 4, settings=settings))
+    for intent in ("diagnose", "describe", "logs", "events"):
+        hits.extend(retrieve(query, intent, None, 2, settings=settings))
+    hits.sort(key=lambda h: (-h.score, h.card_id))
+    seen: set[str] = set()
+    out: list[tuple[str, str, str]] = []
+    for hit in hits:
+        if hit.card_id in seen:
+            continue
+        seen.add(hit.card_id)
+        card = corpus.by_id.get(hit.card_id)
+        if card is None or card.mutating:
+            continue  # k8sgpt asks for an explanation: only read-only commands are offered
+        out.append((card.id, _display_command(card), card.description))
+        if len(out) == k:
+            break
+    return out
+
+
+def explain(text: str, state: ServerState) -> tuple[str, str]:
+    """The k8sgpt answer for an error text and the name of what produced it."""
+    commands = diagnostic_commands(text, state.settings)
+    listing = "\n".join(f"{i}. {cmd}  # {desc}" for i, (_, cmd, desc) in enumerate(commands, 1))
+    if not listing:
+        listing = "(no read-only command card matched this error)"
+    if state.model is not None:
+        with state.lock:  # one generation at a time on the shared model
+            generated = _generate_explanation(state, text, commands)
+        return (f"{generated.strip()}\n\nRead-only commands to investigate:\n{listing}\n\n"
+                f"(explanation generated by the MLX model {state.model_id}; commands from the "
+                "rag-k8s command cards)", f"rag-k8s/{state.model_id}")
+    meanings = [meaning for pattern, meaning in KNOWN_ERRORS if pattern.search(text)]
+    if meanings:
+        explanation = " ".join(meanings[:2])
+    elif commands:
+        explanation = ("No known failure signature matched; the nearest diagnostic cards are: "
+                       + "; ".join(desc for _, _, desc in commands[:2]))
+    else:
+        explanation = "No known failure signature matched this error."
+    short = " ".join(text.split())
+    short = short if len(short) <= 300 else short[:297] + "..."
+    return (f"Error: {short}\n\n{explanation}\n\nRead-only commands to investigate:\n{listing}\n\n"
+            "(composed from the rag-k8s command cards; no model is loaded)", "rag-k8s/cards")
+
+
+def _generate_explanation(state: ServerState, text: str,
+                          commands: list[tuple[str, str, str]]) -> str:
+    from mlx_lm import generate
+
+    model, tokenizer = _model_and_tokenizer(state.model)
+    context = "\n".join(f"- {cmd}: {desc}" for _, cmd, desc in commands)
+    messages = [
+        {"role": "system", "content": "You explain Kubernetes errors to an operator in at most "
+                                      "four sentences. Do not invent commands."},
+        {"role": "user", "content": f"Error:\n{text[:2000]}\n\nUseful read-only commands:\n"
+                                    f"{context}\n\nExplain the likely cause."},
+    ]
+    try:
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    except (AttributeError, ValueError):
+        prompt = "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
+    return str(generate(model, tokenizer, prompt=prompt, max_tokens=200))
+
+
+def _model_and_tokenizer(bundle: Any) -> tuple[Any, Any]:
+    if isinstance(bundle, tuple) and len(bundle) >= 2:
+        return bundle[0], bundle[1]
+    return bundle.model, bundle.tokenizer
+
+
+# ---------------------------------------------------------------- running it
+
+
+def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
+          preload: bool = False) -> None:
+    """Run the server in the foreground until interrupted."""
+    import uvicorn
+
+    check_bind(host, settings.api_token)
+    app = create_app(settings, preload=preload)
+    uvicorn.run(app, host=host, port=port, log_level="info")

