@@ -316,24 +316,30 @@ def tail(path: Path, n: int = 20) -> list[dict[str, Any]]:
 
 
 def render_tail_table(entries: list[dict[str, Any]]) -> Table:
-    """A Rich table of audit entries (for `rag-k8s audit tail`)."""
+    """A Rich table of audit entries (for `rag-k8s audit tail`); cell text is never markup."""
+    from rich.markup import escape
     from rich.table import Table
 
     styles = {"INFO": "green", "WARNING": "yellow", "ERROR": "red"}
     table = Table(title="rag-k8s audit log")
-    for column in ("time", "status", "intent", "namespace", "command", "exit", "duration",
-                   "operation"):
-        table.add_column(column, overflow="fold")
+    for column in ("time", "status", "intent", "namespace", "exit", "duration", "operation"):
+        table.add_column(column, no_wrap=True)
+    # Only the command folds, so narrow terminals keep the short columns readable.
+    table.add_column("command", overflow="fold", ratio=1)
     for e in entries:
         duration = e.get("duration")
-        table.add_row(
-            str(e.get("timestamp", "")),
-            f"[{styles.get(str(e.get('level')), 'white')}]{e.get('status', '')}[/]",
+        style = styles.get(str(e.get("level")), "white")
+        cells = [
+            str(e.get("timestamp", ""))[:23].replace("T", " "),
             str(e.get("intent") or ""),
             str(e.get("namespace") or ""),
-            str(e.get("command") or "; ".join(e.get("reasons") or [])),
+            # A refusal has no command to show when nothing was planned: show why instead.
+            str(e.get("command") or "; ".join(str(r) for r in e.get("reasons") or [])),
             "" if e.get("exit_code") is None else str(e["exit_code"]),
-            "" if duration is None else f"{duration:.3f}s",
+            f"{duration:.3f}s" if isinstance(duration, (int, float)) else "",
             str(e.get("operation_id") or "")[:8],
-        )
+        ]
+        time_, intent, namespace, command, exit_code, took, op = (escape(c) for c in cells)
+        status = f"[{style}]{escape(str(e.get('status', '')))}[/]"
+        table.add_row(time_, status, intent, namespace, exit_code, took, op, command)
     return table

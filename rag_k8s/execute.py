@@ -132,6 +132,7 @@ def run(
             stderr=subprocess.PIPE,
             shell=False,
             start_new_session=True,
+            env=_kubectl_env(),
         )
     except OSError as e:
         return ExecResult(
@@ -187,6 +188,12 @@ def run(
         timed_out=timed_out,
         dry_run=dry_run,
     )
+
+
+def _kubectl_env() -> dict[str, str]:
+    """The caller's environment, with kubectl's preferences file off: a kuberc could add
+    defaults and aliases the validator never saw."""
+    return {**os.environ, "KUBERC": "off"}
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

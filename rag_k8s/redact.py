@@ -24,19 +24,37 @@ from dataclasses import dataclass, field
 
 REDACTED = "[REDACTED]"
 
-# Credential-looking key names. Separators are `-`/`_` only, so camelCase fields such as
-# `automountServiceAccountToken` or `secretName` are not mistaken for credentials.
-_KEY = (
-    r"(?:client-key-data|client-certificate-data|certificate-authority-data"
-    r"|(?:[a-z0-9]+[-_])*(?:token|password|passwd|api[-_]?key|secret[-_]access[-_]key)"
-    r"|(?:[a-z0-9]+[-_])+secret"
-    r"|(?:bearer|access|refresh|id|auth)token|clientsecret|secretaccesskey)"
-)
+# Credential-looking key names, compared in lower case after stripping leading dashes (`--token`).
+# Separators are `-`/`_` only, so camelCase fields such as `automountServiceAccountToken` or
+# `secretName` are not mistaken for credentials.
+_CREDENTIAL_KEYS = frozenset({
+    "client-key-data", "client-certificate-data", "certificate-authority-data",
+    "bearertoken", "accesstoken", "refreshtoken", "idtoken", "authtoken", "clientsecret",
+    "secretaccesskey",
+})
+_CREDENTIAL_SUFFIXES = ("token", "password", "passwd", "apikey", "api-key", "api_key",
+                        "secret-access-key", "secret_access_key")
+_MAX_KEY_LENGTH = 100
 
-_JSON_KV = re.compile(rf'(?i)("{_KEY}"\s*:\s*")((?:[^"\\]|\\.)+)(")')
-# `key: value` to the end of the line; the value may be a block scalar indicator (`|`, `>-`).
-_COLON_KV = re.compile(rf"(?im)(?<![\w.])({_KEY})([ \t]*:[ \t]+)(\S.*?)[ \t]*$")
-_EQUALS_KV = re.compile(rf"(?i)(?<![\w.])({_KEY})(=)([^\s&\"',;]+)")
+
+def is_credential_key(key: str) -> bool:
+    """True for a key whose value is a credential (`token`, `db_password`, `client-secret`...)."""
+    k = key.lstrip("-").lower()
+    if not k or len(k) > _MAX_KEY_LENGTH:
+        return False
+    if k in _CREDENTIAL_KEYS:
+        return True
+    for suffix in _CREDENTIAL_SUFFIXES:
+        if k == suffix or (k.endswith(suffix) and k[-len(suffix) - 1] in "-_"):
+            return True
+    return k.endswith(("-secret", "_secret")) and len(k) > len("-secret")
+
+
+# Every pattern matches a whole word first and checks it in code: a key pattern with nested
+# repetition here was quadratic on long dashed words, and output is untrusted.
+_JSON_KV = re.compile(r'"([\w.-]+)"(\s*:\s*")((?:[^"\\]|\\.)+)(")')
+_COLON_KEY = re.compile(r"(?<![\w.-])([\w-]+)[ \t]*:[ \t]+(?=\S)")
+_EQUALS_KV = re.compile(r"(?<![\w.-])([\w-]+)=([^\s&\"',;]+)")
 _BLOCK_INDICATOR = re.compile(r"^[|>][-+0-9]*$")
 
 _AUTH_HEADER = re.compile(r"(?im)(authorization[ \t]*[:=][ \t]*bearer[ \t]+)\S+")
@@ -59,9 +77,13 @@ def redact(text: str) -> str:
         if '"Secret"' in text:
             text = _redact_json_secret_data(text)
     text = _PEM_PRIVATE.sub(lambda m: f"-----BEGIN {m.group(1)}-----{REDACTED}", text)
-    text = _JSON_KV.sub(rf"\g<1>{REDACTED}\g<3>", text)
+    text = _JSON_KV.sub(
+        lambda m: f'"{m[1]}"{m[2]}{REDACTED}"' if is_credential_key(m[1]) else m[0], text
+    )
     text = _redact_colon_values(text)
-    text = _EQUALS_KV.sub(rf"\g<1>\g<2>{REDACTED}", text)
+    text = _EQUALS_KV.sub(
+        lambda m: f"{m[1]}={REDACTED}" if is_credential_key(m[1]) else m[0], text
+    )
     text = _AUTH_HEADER.sub(rf"\g<1>{REDACTED}", text)
     text = _BEARER.sub(rf"\g<1>{REDACTED}", text)
     text = _JWT.sub(REDACTED, text)
@@ -73,10 +95,16 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
+def _credential_value_start(line: str) -> int | None:
+    """Where the value of the line's first `key: value` with a credential key starts, if any."""
+    for match in _COLON_KEY.finditer(line):
+        if is_credential_key(match[1]):
+            return match.end()
+    return None
+
+
 def _redact_colon_values(text: str) -> str:
     """`key: value` lines; a block scalar (`password: |`) loses its continuation lines too."""
-    if not _COLON_KV.search(text):
-        return text
     out: list[str] = []
     skip_deeper_than: int | None = None
     for line in text.splitlines(keepends=True):
@@ -84,12 +112,16 @@ def _redact_colon_values(text: str) -> str:
             if line.strip() and _indent(line) > skip_deeper_than:
                 continue
             skip_deeper_than = None
-        match = _COLON_KV.search(line)
-        if match and match.group(3) != REDACTED:
-            if _BLOCK_INDICATOR.match(match.group(3)):
+        if ":" not in line:
+            out.append(line)
+            continue
+        start = _credential_value_start(line)
+        value = line[start:].rstrip() if start is not None else ""
+        if start is not None and value != REDACTED:
+            if _BLOCK_INDICATOR.match(value):
                 skip_deeper_than = _indent(line)
             end = "\n" if line.endswith("\n") else ""
-            line = line[: match.start(3)] + REDACTED + end
+            line = line[:start] + REDACTED + end
         out.append(line)
     return "".join(out)
 
@@ -97,7 +129,7 @@ def _redact_colon_values(text: str) -> str:
 # --- YAML Secret manifests -------------------------------------------------------------------
 
 _YAML_KEY_LINE = re.compile(
-    r"^( *)(- +)?([A-Za-z0-9_.\-/]+|\"[^\"]*\"|'[^']*'):(?:[ \t]+(.*?))?[ \t]*$"
+    r"( *)(- +)?([A-Za-z0-9_.\-/]+|\"[^\"]*\"|'[^']*'):(?:[ \t]+(.*))?"
 )
 
 
@@ -112,7 +144,7 @@ class _KeyLine:
 
 
 def _parse_key_line(index: int, line: str) -> _KeyLine | None:
-    match = _YAML_KEY_LINE.match(line.rstrip("\r\n"))
+    match = _YAML_KEY_LINE.fullmatch(line.rstrip("\r\n"))
     if not match:
         return None
     indent, dash, key, value = match.groups()
@@ -126,46 +158,51 @@ def _is_doc_separator(line: str) -> bool:
     return line.rstrip() in ("---", "...")
 
 
-def _sibling_keys(lines: list[str], keys: dict[int, _KeyLine], at: _KeyLine) -> list[_KeyLine]:
-    """The keys of the mapping `at` belongs to (same column, same list item, same document)."""
-    siblings = [at]
+def _mapping_blocks(lines: list[str], keys: dict[int, _KeyLine]) -> dict[int, int]:
+    """Line index of each key -> id of the mapping it belongs to, in one pass over the lines.
 
-    def scan(indexes: range, backwards: bool) -> None:
-        for i in indexes:
-            line = lines[i]
-            if _is_doc_separator(line):
-                return
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            kl = keys.get(i)
-            if kl and kl.column == at.column:
-                if kl.item_start and not backwards:
-                    return  # the next item of the same list
-                siblings.append(kl)
-                if kl.item_start:
-                    return  # the first key of this list item
-            elif _indent(line) < at.column:
-                return  # the parent mapping
-
-    if not at.item_start:
-        scan(range(at.index - 1, -1, -1), backwards=True)
-    scan(range(at.index + 1, len(lines)), backwards=False)
-    return siblings
+    A mapping is the run of keys at one column within one parent, one list item and one document;
+    `data` comes before `kind` in kubectl's output, so the whole mapping is needed.
+    """
+    block_of: dict[int, int] = {}
+    open_blocks: list[tuple[int, int]] = []  # (column, block id), innermost last
+    next_id = 0
+    for i, line in enumerate(lines):
+        if _is_doc_separator(line):
+            open_blocks.clear()
+            continue
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        kl = keys.get(i)
+        column = kl.column if kl else _indent(line)
+        while open_blocks and open_blocks[-1][0] > column:
+            open_blocks.pop()
+        if kl is None:
+            continue
+        if kl.item_start and open_blocks and open_blocks[-1][0] == column:
+            open_blocks.pop()  # the next item of a list starts a new mapping
+        if not open_blocks or open_blocks[-1][0] != column:
+            open_blocks.append((column, next_id))
+            next_id += 1
+        block_of[i] = open_blocks[-1][1]
+    return block_of
 
 
 def _redact_yaml_secret_data(text: str) -> str:
     lines = text.splitlines(keepends=True)
     keys = {i: kl for i, line in enumerate(lines) if (kl := _parse_key_line(i, line))}
+    block_of = _mapping_blocks(lines, keys)
+    secret_blocks = {
+        block_of[i] for i, kl in keys.items()
+        if kl.key == "kind" and kl.value.strip("\"'") == "Secret"
+    }
     drop: set[int] = set()
-    replace: dict[int, str] = {}
+    replace: set[int] = set()
     for kl in keys.values():
-        if kl.key not in _SECRET_DATA_KEYS:
-            continue
-        siblings = _sibling_keys(lines, keys, kl)
-        if not any(s.key == "kind" and s.value.strip("\"'") == "Secret" for s in siblings):
+        if kl.key not in _SECRET_DATA_KEYS or block_of[kl.index] not in secret_blocks:
             continue
         if kl.value and kl.value != "{}":
-            replace[kl.index] = REDACTED  # inline flow mapping: `data: {password: aGk=}`
+            replace.add(kl.index)  # inline flow mapping: `data: {password: aGk=}`
             continue
         child_column: int | None = None
         for i in range(kl.index + 1, len(lines)):
@@ -174,14 +211,14 @@ def _redact_yaml_secret_data(text: str) -> str:
                 break
             if not line.strip():
                 continue
-            child = keys.get(i)
             if _indent(line) <= kl.column:
                 break
+            child = keys.get(i)
             if child_column is None and child:
                 child_column = child.column
             if child and child.column == child_column:
                 if child.value:
-                    replace[i] = REDACTED
+                    replace.add(i)
             else:
                 drop.add(i)  # a block scalar's continuation under a data key
     if not replace and not drop:

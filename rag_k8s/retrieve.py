@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,10 @@ if TYPE_CHECKING:
 MIN_HITS = 2
 MAX_HITS = 4
 SNIPPET_BUDGET = 1200  # tokens, for all snippets together (counted with the embedder's tokenizer)
-_EXTRA = 8  # candidates fetched beyond k, so ties at the cut are broken by card id, not by FAISS
+KIND_BONUS = 0.05  # the query names the card's kind
+KEYWORD_BONUS = 0.05  # the query holds one of the card's keywords (or its intent's name)
+EXACT_ROWS = 4096  # up to this many index rows, every row is scored
+CANDIDATE_ROWS = 512  # above it, the rows FAISS returns pick the cards to score exactly
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,9 @@ def retrieve(
 ) -> list[Hit]:
     """The best 2-4 cards for `query`, filtered by intent and resource when given.
 
-    Scores are inner products of normalised embeddings (cosine); ties break by card id.
+    A card's score is the mean of two cosines (query vs the whole card, query vs its nearest
+    example or keyword) plus a small bonus when the query names the card's kind or one of its
+    keywords; scores are rounded to 4 places and ties break by card id.
     The snippets together stay within 1,200 tokens.
 
     Args:
@@ -71,17 +77,19 @@ def retrieve(
     settings = settings or Settings.resolve()
     loaded, corpus = ensure_index(settings)
     qvec = embed([text])
+    bonus = _lexical_bonus(corpus, text)
 
-    rows: list[int] | None = None
+    keep: list[int] | None = None
     if intent is not None or kind is not None:
-        rows = _filter_rows(loaded, corpus, intent, kind)
-    ranked = _ranked(loaded, corpus, qvec, k, rows)
+        keep = _filter_cards(loaded, corpus, intent, kind)
+    ranked = _ranked(loaded, qvec, bonus, k, keep)
     if len(ranked) < min(MIN_HITS, len(loaded)):
-        taken = {row for _, row in ranked}
-        others = [p for p in _ranked(loaded, corpus, qvec, MIN_HITS + len(taken), None)
+        # Too few cards fit the filters: pad with the nearest others, after the fitting ones.
+        taken = {pos for _, pos in ranked}
+        others = [p for p in _ranked(loaded, qvec, bonus, MIN_HITS + len(taken), None)
                   if p[1] not in taken]
         ranked += others[:MIN_HITS - len(ranked)]
-    hits = [Hit(loaded.card_ids[row], score, corpus.cards[row].snippet()) for score, row in ranked]
+    hits = [Hit(loaded.card_ids[pos], score, corpus.cards[pos].snippet()) for score, pos in ranked]
     return _within_budget(hits)
 
 
@@ -97,52 +105,167 @@ def retrieve_request(
 
 # ------------------------------------------------------------------------------------- internals
 
-# (id of a loaded index, intent, kind) -> its rows that pass the filters.
-_ROWS: dict[tuple[int, str | None, str | None], tuple[LoadedIndex, list[int]]] = {}
+# (id of a loaded index, intent, kind) -> the card positions that pass the filters.
+_KEEP: dict[tuple[int, str | None, str | None], tuple[LoadedIndex, list[int]]] = {}
 
 
-def _filter_rows(
+def _filter_cards(
     loaded: LoadedIndex, corpus: Corpus, intent: str | None, kind: str | None
 ) -> list[int]:
     key = (id(loaded), intent, kind)
-    hit = _ROWS.get(key)
+    hit = _KEEP.get(key)
     if hit is not None and hit[0] is loaded:
         return hit[1]
-    keep = {c.id for c in corpus.matching(intent, kind)}
-    rows = [i for i, cid in enumerate(loaded.card_ids) if cid in keep]
-    if len(_ROWS) > 512:
-        _ROWS.clear()
-    _ROWS[key] = (loaded, rows)
-    return rows
+    fits = {c.id for c in corpus.matching(intent, kind)}
+    keep = [i for i, cid in enumerate(loaded.card_ids) if cid in fits]
+    if len(_KEEP) > 512:
+        _KEEP.clear()
+    _KEEP[key] = (loaded, keep)
+    return keep
 
 
-def _search(loaded: LoadedIndex, qvec: np.ndarray, n: int, rows: list[int] | None
-            ) -> list[tuple[float, int]]:
+def _card_rows(loaded: LoadedIndex, cards: Any) -> np.ndarray:
+    """Every index row of the given card positions."""
+    import numpy as np
+
+    cards = np.asarray(cards, dtype=np.int64)
+    ends = np.append(loaded.first_row[1:], loaded.rows)
+    return np.concatenate([np.arange(loaded.first_row[c], ends[c]) for c in cards]) \
+        if len(cards) else np.zeros(0, dtype=np.int64)
+
+
+def _ranked(loaded: LoadedIndex, qvec: np.ndarray, bonus: dict[int, float], k: int,
+            keep: list[int] | None) -> list[tuple[float, int]]:
+    """The best k (score, card position) pairs, by score then card id.
+
+    A card scores the mean of its whole-card cosine and its best other row's cosine, plus the
+    lexical bonus. Up to EXACT_ROWS rows every row is scored; above that FAISS picks the
+    CANDIDATE_ROWS nearest rows and their cards are scored exactly.
+    """
     import faiss
     import numpy as np
 
+    if k <= 0 or loaded.rows == 0 or (keep is not None and not keep):
+        return []
+    rows = None if keep is None else _card_rows(loaded, keep)
+    total = loaded.rows if rows is None else len(rows)
     params = None
     if rows is not None:
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(rows, dtype="int64")))
-    scores, ids = loaded.faiss.search(qvec, n, params=params)
-    return [(round(float(s), 4), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(rows))
+    if total <= EXACT_ROWS:
+        scores, ids = loaded.faiss.search(qvec, total, params=params)
+        row_ids, row_scores = ids[0], scores[0]
+        cands = np.unique(loaded.row_card[row_ids[row_ids >= 0]])
+    else:
+        _, ids = loaded.faiss.search(qvec, CANDIDATE_ROWS, params=params)
+        cands = np.unique(loaded.row_card[ids[0][ids[0] >= 0]])
+        if bonus:  # a card the words name is a candidate too
+            extra = [c for c in bonus if keep is None or c in set(keep)]
+            cands = np.unique(np.concatenate([cands, np.asarray(extra, dtype=np.int64)]))
+        row_ids = _card_rows(loaded, cands)
+        row_scores = loaded.vectors[row_ids] @ qvec[0]
+    per_row = np.full(loaded.rows, -np.inf, dtype=np.float32)
+    per_row[row_ids[row_ids >= 0]] = row_scores[row_ids >= 0]
+    whole = per_row[loaded.first_row]
+    per_row[loaded.first_row] = -np.inf
+    best = np.maximum.reduceat(per_row, loaded.first_row)
+    best = np.where(np.isfinite(best), best, whole)  # a card with one row: its whole-card cosine
+    out = [
+        (round(float((whole[c] + best[c]) / 2) + bonus.get(int(c), 0.0), 4), int(c))
+        for c in cands
+    ]
+    out.sort(key=lambda p: (-p[0], loaded.card_ids[p[1]]))
+    return out[:k]
 
 
-def _ranked(loaded: LoadedIndex, corpus: Corpus, qvec: np.ndarray, k: int,
-            rows: list[int] | None) -> list[tuple[float, int]]:
-    """The best k (score, row) pairs, by score then card id; ties at the cut are fetched whole."""
-    total = len(loaded) if rows is None else len(rows)
-    if total == 0 or k <= 0:
-        return []
-    fetch = min(total, k + _EXTRA)
-    while True:
-        pairs = _search(loaded, qvec, fetch, rows)
-        # FAISS orders equal scores arbitrarily: widen until the k-th score is clear of the last.
-        if fetch >= total or len(pairs) <= k or pairs[-1][0] < pairs[k - 1][0]:
-            break
-        fetch = min(total, fetch * 2)
-    pairs.sort(key=lambda p: (-p[0], loaded.card_ids[p[1]]))
-    return pairs[:k]
+# ----------------------------------------------------------------------------- lexical bonus
+
+# Words that name an intent outright. `get` and `top` are left out: they are everyday words.
+_INTENT_PHRASES: dict[str, tuple[str, ...]] = {
+    "describe": ("describe", "details", "in detail"), "logs": ("logs", "log"),
+    "events": ("events",), "diagnose": ("diagnose", "troubleshoot"),
+    "can-i": ("can i", "am i allowed", "am i permitted", "do i have permission"),
+    "rollout-status": ("rollout status",),
+    "rollout-history": ("rollout history",), "restart": ("restart",), "scale": ("scale",),
+    "set-image": ("set image",), "rollback": ("rollback", "roll back"),
+    "autoscale": ("autoscale",), "cordon": ("cordon",), "uncordon": ("uncordon",),
+    "drain": ("drain", "evacuate"), "delete": ("delete", "remove"),
+}
+# "in the dev namespace", "namespace dev": where, not what; the kind named there is no hint.
+_WHERE_RE = re.compile(
+    r"\b(?:in|from|of|across)\s+(?:the\s+)?(?:[a-z0-9-]+\s+(?:namespace|ns)\b|(?:namespace|ns)\s+[a-z0-9-]+)"
+)
+_WORD_RE = re.compile(r"[a-z0-9]+")
+_MAX_PHRASE = 4
+
+
+def _stem(word: str) -> str:
+    """A light stemmer, enough for "keeps crashing" to meet "keep crash"."""
+    for suffix, floor in (("ing", 5), ("ed", 4), ("es", 5), ("s", 4)):
+        if word.endswith(suffix) and len(word) >= floor and not word.endswith("ss"):
+            return word[: -len(suffix)]
+    return word
+
+
+def _phrase_key(text: str) -> tuple[str, ...]:
+    return tuple(_stem(w) for w in _WORD_RE.findall(text.lower()))
+
+
+@dataclass(frozen=True)
+class _Lexicon:
+    phrases: dict[tuple[str, ...], frozenset[int]]  # keyword or intent phrase -> card positions
+    kinds: dict[str, frozenset[int]]  # canonical kind -> card positions
+
+
+_LEXICONS: dict[int, tuple[Corpus, _Lexicon]] = {}
+
+
+def _lexicon(corpus: Corpus) -> _Lexicon:
+    hit = _LEXICONS.get(id(corpus))
+    if hit is not None and hit[0] is corpus:
+        return hit[1]
+    phrases: dict[tuple[str, ...], set[int]] = {}
+    kinds: dict[str, set[int]] = {}
+    for pos, card in enumerate(corpus.cards):
+        for text in (*card.keywords, *_INTENT_PHRASES.get(card.intent, ())):
+            key = _phrase_key(text)
+            if 0 < len(key) <= _MAX_PHRASE:
+                phrases.setdefault(key, set()).add(pos)
+        kinds.setdefault(card.resource, set()).add(pos)
+    lex = _Lexicon({k: frozenset(v) for k, v in phrases.items()},
+                   {k: frozenset(v) for k, v in kinds.items()})
+    if len(_LEXICONS) > 16:
+        _LEXICONS.clear()
+    _LEXICONS[id(corpus)] = (corpus, lex)
+    return lex
+
+
+def _lexical_bonus(corpus: Corpus, text: str) -> dict[int, float]:
+    """Card position -> bonus: KIND_BONUS when the query names the card's kind, KEYWORD_BONUS
+    when it contains one of the card's keywords or its intent's name.
+
+    The small embedding model blurs kinds and verbs that the user spelled out; a word-level
+    match restores them without outweighing the embedding (each bonus is a few hundredths).
+    """
+    lex = _lexicon(corpus)
+    lowered = text.lower()
+    words = _WORD_RE.findall(lowered)
+    stems = [_stem(w) for w in words]
+    bonus: dict[int, float] = {}
+    matched: set[int] = set()
+    for n in range(1, _MAX_PHRASE + 1):
+        for i in range(len(stems) - n + 1):
+            matched |= lex.phrases.get(tuple(stems[i:i + n]), frozenset())
+    for pos in matched:
+        bonus[pos] = KEYWORD_BONUS
+    kinds = {normalize_resource(w) for w in _WORD_RE.findall(_WHERE_RE.sub(" ", lowered))}
+    kinds.discard(None)
+    if kinds:
+        kinds.add("*")  # a card for any kind fits whatever kind is named, as in the filters
+    for kind in kinds:
+        for pos in lex.kinds.get(kind, frozenset()):  # type: ignore[arg-type]
+            bonus[pos] = bonus.get(pos, 0.0) + KIND_BONUS
+    return bonus
 
 
 _TOKENS: dict[str, int] = {}

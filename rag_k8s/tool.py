@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import audit, execute, policy
@@ -31,6 +31,8 @@ class Result:
     plan: Plan | None
     decision: Decision
     execution: ExecResult | None
+    # The normalised request with what planning learnt (intent, kind, name) for the audit log.
+    logged_request: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None) -> Resu
         return Result(op_id, "invalid", None, _refused(str(e)), None)
     except NoMatch as e:
         return Result(op_id, "no_match", None, _refused(str(e)), None)
+    logged = _planned_request(request, plan_, corpus)
 
     # Under dry-run a mutating command gets --dry-run=server where kubectl supports it for the verb;
     # the flag is added before validation so the policy judges exactly what would run.
@@ -74,17 +77,17 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None) -> Resu
     try:
         rules = policy.load_policy(settings.org_dir)
     except PolicyError as e:
-        return Result(op_id, "denied", plan_, _refused(str(e)), None)
+        return Result(op_id, "denied", plan_, _refused(str(e)), None, logged)
     decision = policy.validate(plan_.argv, card=corpus.by_id.get(plan_.card_id), policy=rules)
 
     if not decision.allowed:
-        return Result(op_id, "denied", plan_, decision, None)
+        return Result(op_id, "denied", plan_, decision, None, logged)
     if not run:
-        return Result(op_id, "planned", plan_, decision, None)
+        return Result(op_id, "planned", plan_, decision, None, logged)
     if request.dry_run and is_mutating and server_dry_run is None:
-        return Result(op_id, "planned", plan_, decision, None)  # preview only, nothing runs
+        return Result(op_id, "planned", plan_, decision, None, logged)  # preview only
     if decision.requires_confirmation and not request.confirm and not request.dry_run:
-        return Result(op_id, "needs_confirmation", plan_, decision, None)
+        return Result(op_id, "needs_confirmation", plan_, decision, None, logged)
 
     outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
                           dry_run=request.dry_run)
@@ -94,16 +97,30 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None) -> Resu
         status = "executed"
     else:
         status = "failed"
-    return Result(op_id, status, plan_, decision, outcome)
+    return Result(op_id, status, plan_, decision, outcome, logged)
 
 
 def _with_argv(plan_: Plan, argv: list[str]) -> Plan:
-    from dataclasses import replace
-
     return replace(plan_, argv=argv)
 
 
-def _request_for_log(payload: Any) -> Any:
+def _planned_request(request: Request, plan_: Plan, corpus: Corpus) -> dict[str, Any]:
+    """The request as logged: free text gains the intent, kind and names the planner settled on."""
+    out = request.to_dict()
+    card = corpus.by_id.get(plan_.card_id)
+    if card is not None:
+        out.setdefault("intent", card.intent)
+        if card.resource != "*":
+            out.setdefault("resource", card.resource)
+    for key in ("namespace", "name"):
+        if key not in out and isinstance(plan_.slots.get(key), str):
+            out[key] = plan_.slots[key]
+    return out
+
+
+def _request_for_log(payload: Any, result: Result) -> Any:
+    if result.logged_request is not None:
+        return result.logged_request
     try:
         return parse_request(payload).to_dict()
     except RagK8sError:
@@ -119,10 +136,10 @@ def k8s_exec(payload: Any, *, settings: Settings | None = None) -> dict[str, Any
 
     Every call, refusals and invalid requests included, writes one audit line.
     """
-    result = _run_pipeline(payload, run=True, settings=settings)
-    out = result.to_dict()
     cfg = settings or Settings.resolve()
-    audit.write_operation(cfg.audit_log, result=out, request=_request_for_log(payload))
+    result = _run_pipeline(payload, run=True, settings=cfg)
+    out = result.to_dict()
+    audit.write_operation(cfg.audit_log, result=out, request=_request_for_log(payload, result))
     return out
 
 

@@ -7,6 +7,7 @@ kubectl's own messages, and what ends up in the store.
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -232,7 +233,7 @@ def test_namespace_scoped_user_works_in_dev(standin: StandIn, k: Any) -> None:
 def test_forbidden_status_has_kube_apiservers_shape(standin: StandIn) -> None:
     response = httpx.get(f"{standin.url}/apis/apps/v1/namespaces/prod/deployments/api",
                          headers={"Authorization": f"Bearer {standin.tokens['dev-user']}"},
-                         verify=str(standin.workdir / "ca.crt"))
+                         verify=ssl.create_default_context(cafile=standin.workdir / "ca.crt"))
     assert response.status_code == 403
     assert response.json() == {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -253,7 +254,8 @@ def test_unknown_token_is_unauthorized(standin: StandIn, tmp_path: Path) -> None
     bad.write_text(config)
     run = run_kubectl("get", "pods", "-n", "prod", kubeconfig=bad, home=tmp_path)
     assert run.exit_code == 1
-    assert run.stderr.endswith("error: You must be logged in to the server (Unauthorized)\n")
+    assert run.stderr.endswith("error: You must be logged in to the server (the server has "
+                               "asked for the client to provide credentials)\n")
 
 
 @pytest.mark.parametrize(("args", "stdout"), [

@@ -313,16 +313,20 @@ def test_tail_returns_last_n_entries_oldest_first(tmp_path: Path) -> None:
 
 def test_render_tail_table_shows_one_row_per_entry(tmp_path: Path) -> None:
     log = tmp_path / "agent.log"
-    write_lines(log, 3)
+    write_lines(log, 2)
+    denied = {"operation_id": "d", "status": "invalid", "plan": None, "execution": None,
+              "decision": {"reasons": ["[bold]name[/]: must be DNS-1123 [REDACTED]"]}}
+    audit.write_operation(log, result=denied, request=None)
     table = audit.render_tail_table(audit.tail(log))
     assert table.row_count == 3
     assert [c.header for c in table.columns] == [
-        "time", "status", "intent", "namespace", "command", "exit", "duration", "operation"]
+        "time", "status", "intent", "namespace", "exit", "duration", "operation", "command"]
     console = Console(record=True, width=240)
     console.print(table)
     text = console.export_text()
     assert "kubectl rollout restart deployment/api -n prod" in text
     assert "0.412s" in text
+    assert "[bold]name[/]: must be DNS-1123 [REDACTED]" in text  # shown as text, not markup
 
 
 def test_logging_yaml_tails_the_audit_log_with_a_json_parser() -> None:

@@ -284,3 +284,20 @@ def test_real_kubectl_against_unreachable_server_fails_with_hint(
         f"hint: kubectl could not reach a cluster; check KUBECONFIG ({kubeconfig}) and the "
         "current context (`kubectl config current-context`), and that the API server is running\n"
     )
+
+
+ENV_KUBECTL = '''
+    """EnvKubectl: a stand-in for kubectl that prints the KUBERC it was started with."""
+    import os
+    print(os.environ.get("KUBERC", "<unset>"))
+'''
+
+
+def test_kubectl_runs_with_its_preferences_file_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A ~/.kube/kuberc could add flags the validator never saw; the executor turns it off.
+    monkeypatch.setenv("KUBERC", str(tmp_path / "kuberc"))
+    binary = make_stand_in(tmp_path, "env-kubectl", ENV_KUBECTL)
+    result = run(["kubectl", "get", "pods", "-n", "dev"], timeout=10, settings=settings_for(binary))
+    assert (result.exit_code, result.stdout) == (0, "off\n")

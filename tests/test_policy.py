@@ -440,3 +440,32 @@ def test_decision_to_dict_is_the_contract_shape(org: Policy) -> None:
         "reasons": ["deleting a pod is refused: restart the workload that owns it instead"],
         "suggestion": "kubectl rollout restart deployment/api -n staging",
     }
+
+
+# --- the shipped cards and the shipped policy agree -----------------------------------------
+
+
+def _card_examples() -> list[tuple[str, list[str]]]:
+    from rag_k8s.cards import load_corpus
+
+    out = []
+    for card in load_corpus(REPO / "cards"):
+        for ex in card.examples:
+            slots = dict(ex.slots)
+            if "namespace" in card.placeholders:
+                slots["namespace"] = "dev"  # dev allows every intent the cards cover
+            out.append((card.id, card.render(slots)))
+    return out
+
+
+# The two cards whose commands the guardrails always refuse (CONTRACT §6.1, §6.2).
+REFUSED_CARDS = {"delete-pod", "delete-namespace"}
+
+
+@pytest.mark.parametrize(("card_id", "argv"), _card_examples(),
+                         ids=[f"{c}-{i}" for i, (c, _) in enumerate(_card_examples())])
+def test_every_card_example_is_allowed_in_dev_unless_a_guardrail_forbids_it(
+    org: Policy, card_id: str, argv: list[str]
+) -> None:
+    decision = validate(argv, card=None, policy=org)
+    assert decision.allowed is (card_id not in REFUSED_CARDS), decision.reasons

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from rag_k8s.redact import REDACTED, redact
@@ -215,6 +217,8 @@ def test_secret_manifests_and_kubeconfig_values_are_redacted(text: str, expected
         ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG", "AWS_SECRET_ACCESS_KEY=[REDACTED]"),
         ("key id AKIAIOSFODNN7EXAMPLE in use", "key id [REDACTED] in use"),
         ("refreshToken: r-123", "refreshToken: [REDACTED]"),
+        ("users:\n- token: abc\n  name: x\n", "users:\n- token: [REDACTED]\n  name: x\n"),
+        ("kubectl --token=abc get pods", "kubectl --token=[REDACTED] get pods"),
         ("password: |\n  line1\n  line2\nuser: bob\n", "password: [REDACTED]\nuser: bob\n"),
         (
             "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\nnext",
@@ -224,7 +228,8 @@ def test_secret_manifests_and_kubeconfig_values_are_redacted(text: str, expected
     ids=["auth-header", "auth-equals", "auth-header-in-curl", "bearer-jwt", "bare-jwt",
          "describe-sa-token", "json-token", "json-client-secret", "yaml-password",
          "describe-env-password", "url-access-token", "aws-secret-env", "aws-key-id",
-         "camelcase-refresh-token", "block-scalar-password", "pem-private-key"],
+         "camelcase-refresh-token", "list-item-token",
+         "token-flag", "block-scalar-password", "pem-private-key"],
 )
 def test_secret_looking_values_are_redacted(text: str, expected: str) -> None:
     assert redact(text) == expected
@@ -257,3 +262,26 @@ def test_redaction_is_idempotent() -> None:
     once = redact(SECRET_YAML + KUBECONFIG + f"Authorization: Bearer {JWT}\n")
     assert redact(once) == once
     assert REDACTED in once
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a-" * 32_000,
+        "a_" * 32_000 + ":",
+        "token: a" + " " * 60_000 + "b",
+        "x=y " * 16_000,
+        '"' * 60_000,
+        "{" * 60_000 + '"kind":"Secret"',
+        "data:\n" * 10_000 + "kind: Secret\n",
+        "eyJ" * 20_000,
+        "bearer " * 9_000,
+    ],
+    ids=["dashed-word", "underscored-word", "spaces-in-value", "many-assignments", "quotes",
+         "deep-json", "many-data-keys", "jwt-prefixes", "bearer-words"],
+)
+def test_hostile_64k_output_is_redacted_in_linear_time(text: str) -> None:
+    # kubectl output is untrusted (pod logs): a quadratic pattern would stall every call.
+    started = time.perf_counter()
+    redact(text)
+    assert time.perf_counter() - started < 2.0

@@ -58,8 +58,8 @@ def test_health_reports_what_is_loaded(client: TestClient) -> None:
     assert isinstance(body["index"], dict)
 
 
-def test_plan_returns_the_planned_command_without_running(client: TestClient,
-                                                          recording_kubectl: Any) -> None:
+def test_plan_returns_the_planned_command_without_running(recording_kubectl: Any,
+                                                          client: TestClient) -> None:
     r = client.post("/plan", json=RESTART_PROD)
     assert r.status_code == 200
     body = r.json()
@@ -71,7 +71,7 @@ def test_plan_returns_the_planned_command_without_running(client: TestClient,
     assert recording_kubectl.calls == []
 
 
-def test_k8s_exec_runs_exactly_the_planned_argv(client: TestClient, recording_kubectl: Any) -> None:
+def test_k8s_exec_runs_exactly_the_planned_argv(recording_kubectl: Any, client: TestClient) -> None:
     recording_kubectl.respond(stdout="deployment.apps/api restarted\n")
     r = client.post("/k8s-exec", json=RESTART_PROD)
     assert r.status_code == 200
@@ -95,7 +95,7 @@ def test_k8s_exec_runs_exactly_the_planned_argv(client: TestClient, recording_ku
     ids=["namespace-not-allowed", "medium-risk-unconfirmed", "delete-pod-guardrail"],
 )
 def test_k8s_exec_answers_200_for_every_pipeline_status(
-    client: TestClient, recording_kubectl: Any, payload: dict[str, Any], status: str
+    recording_kubectl: Any, client: TestClient, payload: dict[str, Any], status: str
 ) -> None:
     r = client.post("/k8s-exec", json=payload)
     assert r.status_code == 200
@@ -104,8 +104,8 @@ def test_k8s_exec_answers_200_for_every_pipeline_status(
     assert recording_kubectl.calls == []
 
 
-def test_k8s_exec_reports_kubectl_failure_in_the_body(client: TestClient,
-                                                      recording_kubectl: Any) -> None:
+def test_k8s_exec_reports_kubectl_failure_in_the_body(recording_kubectl: Any,
+                                                      client: TestClient) -> None:
     recording_kubectl.respond(stderr='Error from server (NotFound): deployments.apps "api" not found\n',
                               exit_code=1)
     r = client.post("/k8s-exec", json=RESTART_PROD)
@@ -192,7 +192,7 @@ def test_k8sgpt_customrest_request_gets_the_three_fields(client: TestClient) -> 
     text = body["response"]
     assert "again and again" in text  # the CrashLoopBackOff explanation
     assert "(composed from the rag-k8s command cards; no model is loaded)" in text
-    commands = [line.split(". ", 1)[1] for line in text.splitlines() if line[:2] in
+    commands = [line.split(". ", 1)[1].split("  # ")[0] for line in text.splitlines() if line[:2] in
                 {f"{i}." for i in range(1, 5)}]
     assert commands, text
     for command in commands:

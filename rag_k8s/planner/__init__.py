@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import InvalidRequest, NoMatch
+from ..errors import InvalidRequest, NoMatch, PlannerError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..cards import Corpus
@@ -60,15 +63,27 @@ def make_plan(request: Request, *, settings: Settings, corpus: Corpus) -> Plan:
 
     try:
         resolution = resolve(request, corpus=corpus, settings=settings)
-    except (InvalidRequest, NoMatch):
+    except (InvalidRequest, NoMatch) as e:
         if request.intent is not None or not _model_available(settings):
             raise
-        return _plan_with_mlx(request, settings=settings, corpus=corpus)
+        try:
+            return _plan_with_mlx(request, settings=settings, corpus=corpus)
+        except PlannerError as mlx_error:
+            log.warning("MLX planner failed (%s); reporting the template planner's answer", mlx_error)
+            raise e from None
     if resolution.determined:
         # Determined but a slot missing: a model could only invent it, so ask instead.
         return plan_with_template(request, corpus=corpus, settings=settings, resolution=resolution)
     if _model_available(settings):
-        return _plan_with_mlx(request, settings=settings, corpus=corpus)
+        try:
+            return _plan_with_mlx(request, settings=settings, corpus=corpus)
+        except PlannerError as mlx_error:
+            # auto promises a plan when the template path has one: fall back, and say so.
+            log.warning("MLX planner failed (%s); falling back to the template planner", mlx_error)
+            fallback = plan_with_template(request, corpus=corpus, settings=settings,
+                                          resolution=resolution)
+            return replace(fallback, rationale=f"{fallback.rationale} The MLX planner failed "
+                                               f"first: {str(mlx_error)[:160]}")
     return plan_with_template(request, corpus=corpus, settings=settings, resolution=resolution)
 
 

@@ -16,8 +16,9 @@ from ..vocab import RESOURCE_ALIASES
 
 # A Kubernetes name as it appears in text; the boundaries let a sentence's final "." go.
 _NAME = r"[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
-_B = r"(?<![\w./:=@-])"
-_E = r"(?![\w/:=@-]|\.\w)"
+# Shell punctuation glued to a word ("api;rm") makes it no name at all, rather than a shortened one.
+_B = r"(?<![\w./:=@;|&$`<>(){}\\-])"
+_E = r"(?![\w/:=@;|&$`<>(){}\\-]|\.\w)"
 _TOKEN_RE = re.compile(_B + r"(" + _NAME + r")" + _E, re.I)
 _IMAGE_RE = re.compile(
     r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
@@ -94,6 +95,7 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("scale", (
         r"\bscale\b", r"\bscale\s+(?:up|down|out|in)\b", r"\bresize\b",
+        r"\b(?=\d+\s+(?:replicas|instances|copies)\b)",  # zero-width: the number is read later
         r"\b(?:set|change|bump|increase|decrease|reduce)\s+(?:the\s+)?(?:replicas|replica\s+count)\b",
     )),
     ("restart", (
@@ -176,6 +178,8 @@ restart restarts restarting bounce cycle kick recycle redeploy reload delete kil
 terminate nuke get list show display describe inspect scale resize drain evacuate cordon
 uncordon rollback revert undo set update change bump switch upgrade move deploy tail watch
 diagnose troubleshoot debug check see view find tell take make create add allowed permitted
+exist exists existing available deployed defined configured look looks like mark put bring go
+let lets give want need help whole entire right-now currently
 able permission permissions access rights happened wrong between target schedulable
 unschedulable scheduling keep keeps going going-on sure quickly safely safe right
 """.split())
@@ -274,6 +278,8 @@ def extract(text: str) -> Extraction:
     # 1. kubectl-style flags, the least ambiguous spelling.
     for rx, key, conv in (
         (_flag(r"(?:-n|--namespace)", _NAME), "namespace", str.lower),
+        (re.compile(r"\b(?:namespace|ns)=(" + _NAME + r")" + _E, re.I), "namespace",
+         str.lower),
         (_flag(r"(?:-l|--selector)", _SELECTOR), "selector", str),
         (_flag(r"(?:-o|--output)", r"wide|yaml|json|name"), "output", str.lower),
         (_flag(r"--replicas", r"\d+"), "replicas", int),

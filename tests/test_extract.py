@@ -1,0 +1,170 @@
+"""The free-text slot extractor: intent synonyms, kinds, namespaces, names and params, exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rag_k8s.planner.extract import Extraction, extract
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("restart the api deployment in prod", "restart"),
+        ("bounce api in prod", "restart"),
+        ("cycle the kafka statefulset", "restart"),
+        ("kick the fluentd daemonset", "restart"),
+        ("roll back checkout in staging", "rollback"),
+        ("revert the api deployment", "rollback"),
+        ("undo the last rollout of web", "rollback"),
+        ("kill pod web-1 in dev", "delete"),
+        ("remove the job nightly in dev", "delete"),
+        ("tail the worker deployment in dev", "logs"),
+        ("show logs of pod web-1 in dev", "logs"),
+        ("why is pod web-1 failing in dev", "diagnose"),
+        ("pod web-1 is crashlooping in dev", "diagnose"),
+        ("take node-3 out for maintenance", "drain"),
+        ("evacuate node-3", "drain"),
+        ("scale api to 3 in staging", "scale"),
+        ("I want 4 replicas of api in staging", "scale"),
+        ("update image of api to nginx:1.27", "set-image"),
+        ("deploy version web=nginx:1.25 to web in dev", "set-image"),
+        ("who can delete pods in prod", "can-i"),
+        ("am I allowed to list secrets in dev", "can-i"),
+        ("can I delete deployments in staging", "can-i"),
+        ("cordon node-4", "cordon"),
+        ("mark node-4 unschedulable", "cordon"),
+        ("uncordon node-4", "uncordon"),
+        ("autoscale api in dev between 2 and 5 replicas", "autoscale"),
+        ("rollout status of api in prod", "rollout-status"),
+        ("has the rollout of api finished in prod", "rollout-status"),
+        ("rollout history of api in prod", "rollout-history"),
+        ("show the revision history of api", "rollout-history"),
+        ("events in staging", "events"),
+        ("top pods in prod", "top"),
+        ("which nodes use the most cpu", "top"),
+        ("describe deployment api in prod", "describe"),
+        ("give me the details of node node-7", "describe"),
+        ("list pods in prod", "get"),
+        ("what pods are running in prod", "get"),
+        ("make me a sandwich", None),
+    ],
+)
+def test_extract_reads_the_intent_and_its_synonyms(text: str, intent: str | None) -> None:
+    assert extract(text).intent == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "namespace"),
+    [
+        ("list pods in prod", "prod"),
+        ("list pods -n prod", "prod"),
+        ("list pods --namespace prod", "prod"),
+        ("list pods --namespace=prod", "prod"),
+        ("list pods in the prod namespace", "prod"),
+        ("list pods in namespace staging", "staging"),
+        ("list pods from the dev ns", "dev"),
+        ("staging namespace: list pods", "staging"),
+        ("list pods namespace=team-a", "team-a"),
+        ("in the staging namespace, restart the worker deployment", "staging"),
+        ("list pods in the last 10 minutes", None),
+        ("list pods", None),
+    ],
+)
+def test_extract_reads_the_namespace(text: str, namespace: str | None) -> None:
+    assert extract(text).namespace == namespace
+
+
+@pytest.mark.parametrize(
+    ("text", "resource", "name"),
+    [
+        ("restart the api deployment in prod", "deployment", "api"),
+        ("restart deployment api in prod", "deployment", "api"),
+        ("restart deploy/api in prod", "deployment", "api"),
+        ("restart deployments.apps/api in prod", "deployment", "api"),
+        ("restart sts kafka in prod", "statefulset", "kafka"),
+        ("describe pod web-7d9f8b6c5-x2x9z in dev", "pod", "web-7d9f8b6c5-x2x9z"),
+        ("inspect web-7d9f8b6c5-x2x9z in dev", "pod", "web-7d9f8b6c5-x2x9z"),
+        ("drain node node-3", "node", "node-3"),
+        ("drain node-3", "node", "node-3"),
+        ("why is the checkout pod crashlooping in prod", "pod", "checkout"),
+        ("show the deployment named api in dev", "deployment", "api"),
+        ("list config maps in dev", "configmap", None),
+        ("show persistent volume claims in prod", "pvc", None),
+        ("which services exist in the prod namespace", "service", None),
+        ("delete the foo namespace", "namespace", "foo"),
+        ("delete namespace scratch", "namespace", "scratch"),
+        ("show events for deployment api in dev", "deployment", "api"),
+        ("events in staging", "event", None),
+        ("bounce api in prod", None, "api"),
+    ],
+)
+def test_extract_reads_the_kind_and_the_name(text: str, resource: str | None,
+                                             name: str | None) -> None:
+    got = extract(text)
+    assert (got.resource, got.name) == (resource, name)
+
+
+@pytest.mark.parametrize(
+    ("text", "params"),
+    [
+        ("scale api to 3 in staging", {"replicas": 3}),
+        ("scale api to zero in dev", {"replicas": 0}),
+        ("scale deployment api --replicas=7 -n dev", {"replicas": 7}),
+        ("give api 5 replicas in dev, scale it", {"replicas": 5}),
+        ("update image of api to nginx:1.27", {"image": "nginx:1.27"}),
+        ("set image api=registry.example.com/team/api:v2.1 on deployment api",
+         {"container": "api", "image": "registry.example.com/team/api:v2.1"}),
+        ("logs of the envoy container in pod web-1 in dev", {"container": "envoy"}),
+        ("logs of pod web-1 -c envoy in dev", {"container": "envoy"}),
+        ("show the last 50 lines of logs for pod web-1 in dev", {"tail": 50}),
+        ("logs of pod web-1 --tail 20 -n dev", {"tail": 20}),
+        ("logs of pod web-1 in dev from the last 10 minutes", {"since": "10m"}),
+        ("logs of pod web-1 in dev since 2h", {"since": "2h"}),
+        ("logs of pod web-1 in dev for the past hour", {"since": "1h"}),
+        ("logs of pod web-1 in dev over the last 2 days", {"since": "48h"}),
+        ("logs of pod web-1 in dev --since=30s", {"since": "30s"}),
+        ("logs of the previous container for pod web-0 in dev", {"previous": True}),
+        ("list pods with label app=web in dev", {"selector": "app=web"}),
+        ("list pods -l tier=frontend,env!=test -n dev", {"selector": "tier=frontend,env!=test"}),
+        ("list pods in dev as yaml", {"output": "yaml"}),
+        ("list pods in dev -o wide", {"output": "wide"}),
+        ("roll back api in dev to revision 3", {"to_revision": 3}),
+        ("roll back api in dev --to-revision=12", {"to_revision": 12}),
+        ("autoscale api in dev between 2 and 10 replicas at 70% cpu",
+         {"min": 2, "max": 10, "cpu_percent": 70}),
+        ("autoscale api in dev from 3 to 6 pods", {"min": 3, "max": 6}),
+        ("autoscale api in dev with a maximum of 8 replicas and cpu target 50%",
+         {"max": 8, "cpu_percent": 50}),
+        ("who can delete pods in prod", {"verb": "delete"}),
+        ("am I allowed to read configmaps in dev", {"verb": "get"}),
+        ("restart api in prod", {}),
+    ],
+)
+def test_extract_reads_params(text: str, params: dict[str, Any]) -> None:
+    assert extract(text).params == params
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("restart deployment api;rm -rf / in prod",
+         Extraction(intent="restart", resource="deployment", resource_explicit=True,
+                    namespace="prod", name=None)),
+        ("restart $(whoami) in prod",
+         Extraction(intent="restart", namespace="prod", name=None)),
+        ("logs of pod `id` in dev",
+         Extraction(intent="logs", resource="pod", resource_explicit=True, namespace="dev")),
+    ],
+)
+def test_extract_never_reads_a_name_out_of_shell_punctuation(text: str,
+                                                              expected: Extraction) -> None:
+    assert extract(text) == expected
+
+
+def test_extract_slots_use_the_request_field_names() -> None:
+    got = extract("scale the payments statefulset to 5 replicas in staging")
+    assert got.slots() == {"name": "payments", "namespace": "staging",
+                           "resource": "statefulset", "replicas": 5}

@@ -1,0 +1,483 @@
+"""Guardrails (CONTRACT §6): each named check on its own, and through `validate`, with the
+spellings that try to slip past them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag_k8s.guardrails import (
+    GUARDRAILS, Finding, Subject, argv_shape, namespace_required, no_bulk_mutation,
+    no_credential_flags, no_dangerous_flags, no_denied_verbs, no_pod_delete, restart_suggestion,
+    selects_everything, server_dry_run_only, well_formed_values,
+)
+from rag_k8s.kubectl_argv import parse_argv
+from rag_k8s.policy import Decision, Policy, load_policy, validate
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIRM = "it runs only when confirmed (constraints.confirm)"
+CREDENTIALS = "it would point kubectl at other credentials, another identity or another cluster"
+
+
+def k(cmd: str) -> list[str]:
+    return ["kubectl", *cmd.split()]
+
+
+@pytest.fixture(scope="module")
+def org() -> Policy:
+    return load_policy(REPO / "org")
+
+
+def parsed_subject(cmd: str) -> Subject:
+    return Subject(k(cmd), parse_argv(k(cmd)))
+
+
+def refused(*reasons: str, risk: str, suggestion: str | None = None) -> Decision:
+    return Decision(allowed=False, requires_confirmation=False, reasons=list(reasons),
+                    suggestion=suggestion, risk_level=risk)
+
+
+def test_guardrails_are_registered_once_in_order() -> None:
+    assert GUARDRAILS == [argv_shape, no_credential_flags, no_denied_verbs, no_dangerous_flags,
+                          well_formed_values, no_pod_delete, no_bulk_mutation, namespace_required,
+                          server_dry_run_only]
+
+
+# --- 1. delete pod -> restart the owner -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pod", "namespace", "suggestion"),
+    [
+        ("api-7d9f8b6c5-x2x9z", "prod", "kubectl rollout restart deployment/api -n prod"),
+        ("web-frontend-6d4cf56db6-4xq7z", "staging",
+         "kubectl rollout restart deployment/web-frontend -n staging"),
+        ("web-0", "dev", "kubectl rollout restart statefulset/web -n dev"),
+        ("db-cluster-12", "dev", "kubectl rollout restart statefulset/db-cluster -n dev"),
+        ("nightly-28xkq", "dev", "kubectl describe pod nightly-28xkq -n dev"),
+        ("standalone", "dev", "kubectl describe pod standalone -n dev"),
+        ("api-7d9f8b6c5-x2x9z", None, "kubectl rollout restart deployment/api -n <namespace>"),
+    ],
+)
+def test_restart_suggestion_strips_pod_and_replicaset_hashes(
+    pod: str, namespace: str | None, suggestion: str
+) -> None:
+    assert restart_suggestion(pod, namespace) == suggestion
+
+
+@pytest.mark.parametrize(
+    ("cmd", "decision"),
+    [
+        ("delete pod api-7d9f8b6c5-x2x9z -n staging",
+         refused("deleting a pod is refused: restart the workload that owns it instead",
+                 risk="high", suggestion="kubectl rollout restart deployment/api -n staging")),
+        ("delete po/api-7d9f8b6c5-x2x9z --namespace=staging",
+         refused("deleting a pod is refused: restart the workload that owns it instead",
+                 risk="high", suggestion="kubectl rollout restart deployment/api -n staging")),
+        ("-n staging delete pods api-7d9f8b6c5-x2x9z",
+         refused("deleting a pod is refused: restart the workload that owns it instead",
+                 risk="high", suggestion="kubectl rollout restart deployment/api -n staging")),
+        ("delete pod/web-0 -n dev",
+         refused("deleting a pod is refused: restart the workload that owns it instead",
+                 risk="high", suggestion="kubectl rollout restart statefulset/web -n dev")),
+        ("delete pod standalone -n dev",
+         refused("deleting a pod is refused: restart the workload that owns it instead "
+                 "(`Controlled By` in kubectl describe pod shows the owner)",
+                 risk="high", suggestion="kubectl describe pod standalone -n dev")),
+        ("delete pods -l app=api -n dev",
+         refused("deleting a pod is refused: restart the workload that owns it instead",
+                 risk="high")),
+        # Even in prod, where delete is not allowed at all, the guardrail speaks first.
+        ("delete pod api-7d9f8b6c5-x2x9z -n prod",
+         refused("deleting a pod is refused: restart the workload that owns it instead",
+                 risk="high", suggestion="kubectl rollout restart deployment/api -n prod")),
+    ],
+)
+def test_delete_pod_is_refused_with_a_restart_suggestion(
+    org: Policy, cmd: str, decision: Decision
+) -> None:
+    assert validate(k(cmd), card=None, policy=org) == decision
+
+
+@pytest.mark.parametrize(
+    ("cmd", "findings"),
+    [
+        ("delete pod/web-0 -n dev", [Finding(
+            "no_pod_delete", "deleting a pod is refused: restart the workload that owns it instead",
+            "kubectl rollout restart statefulset/web -n dev")]),
+        ("delete job/web-0 -n dev", []),
+        ("get pod/web-0 -n dev", []),
+    ],
+)
+def test_no_pod_delete_alone(cmd: str, findings: list[Finding]) -> None:
+    assert no_pod_delete(parsed_subject(cmd)) == findings
+
+
+# --- 2. nothing in bulk, never delete a namespace -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cmd", "reasons", "risk"),
+    [
+        ("delete jobs --all -n dev",
+         ["--all is refused on a command that changes the cluster; name one object"], "high"),
+        ("delete jobs --all=true -n dev",
+         ["--all is refused on a command that changes the cluster; name one object"], "high"),
+        ("scale deployment --all --replicas=0 -n dev",
+         ["--all is refused on a command that changes the cluster; name one object"], "high"),
+        ("delete jobs -A -l app=x",
+         ["--all-namespaces (-A) is refused on a command that changes the cluster",
+          "job is namespaced: the command must carry -n <namespace>",
+          "--all-namespaces (-A) reaches namespaces outside the org policy; name one with "
+          "-n <namespace>"], "high"),
+        ("delete job/x --all-namespaces=true -n dev",
+         ["--all-namespaces (-A) is refused on a command that changes the cluster",
+          "--all-namespaces (-A) reaches namespaces outside the org policy; name one with "
+          "-n <namespace>"], "high"),
+        ("delete jobs --selector= -n dev",
+         ["--selector='' matches everything; name one object"], "high"),
+        ("delete jobs -l !app -n dev",
+         ["--selector='!app' matches everything; name one object"], "high"),
+        ("delete jobs -l app!=x,tier!=db -n dev",
+         ["--selector='app!=x,tier!=db' matches everything; name one object"], "high"),
+        ("delete jobs --field-selector= -n dev",
+         ["--field-selector='' matches everything; name one object"], "high"),
+        ("cordon --selector=", ["--selector='' matches everything; name one object"], "medium"),
+        ("rollout restart deployment -n prod",
+         ["kubectl rollout restart must name the deployment it changes; without a name it acts "
+          "on every deployment in reach"], "low"),
+        ("rollout undo statefulset -n staging",
+         ["kubectl rollout undo must name the statefulset it changes; without a name it acts "
+          "on every statefulset in reach"], "medium"),
+        ("delete job a b -n dev",
+         ["kubectl delete names 2 objects; a command that changes the cluster may name only "
+          "one"], "high"),
+        ("delete namespace dev", ["deleting a namespace is never allowed"], "high"),
+        ("delete namespaces/dev", ["deleting a namespace is never allowed"], "high"),
+        ("delete ns/staging -n staging", ["deleting a namespace is never allowed"], "high"),
+    ],
+)
+def test_no_bulk_mutation(org: Policy, cmd: str, reasons: list[str], risk: str) -> None:
+    assert validate(k(cmd), card=None, policy=org) == refused(*reasons, risk=risk)
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    ["get pods -l !app -n dev", "get pods --all-namespaces=false -n dev",
+     "delete jobs -l app=nightly -n dev", "rollout restart deployment/api -n prod"],
+)
+def test_no_bulk_mutation_lets_read_only_and_targeted_commands_pass(cmd: str) -> None:
+    assert no_bulk_mutation(parsed_subject(cmd)) == []
+
+
+@pytest.mark.parametrize(
+    ("selector", "everything"),
+    [("", True), (" ", True), (",", True), ("!app", True), ("app!=x", True),
+     ("app notin (a)", True), ("app=api", False), ("app", False), ("app=api,!canary", False),
+     ("tier!=db,app==api", False)],
+)
+def test_selects_everything(selector: str, everything: bool) -> None:
+    assert selects_everything(selector) is everything
+
+
+# --- 3. credential and redirect flags, anywhere ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cmd", "flag"),
+    [
+        ("get pods -n dev --kubeconfig=/k", "kubeconfig"),
+        ("get pods -n dev --kubeconfig /k", "kubeconfig"),
+        ("--kubeconfig=/k get pods -n dev", "kubeconfig"),
+        ("--context=other get pods -n dev", "context"),
+        ("--context other get pods -n dev", "context"),
+        ("get pods -n dev --cluster=other", "cluster"),
+        ("get pods -n dev -s https://evil:6443", "server"),
+        ("-s https://evil:6443 get pods -n dev", "server"),
+        ("get pods -n dev -shttps://evil:6443", "server"),
+        ("get pods -n dev --server=https://evil:6443", "server"),
+        ("get pods -n dev --token=abc", "token"),
+        ("get pods -n dev --token abc", "token"),
+        ("get pods -n dev --as=admin", "as"),
+        ("--as admin get pods -n dev", "as"),
+        ("get pods -n dev --as-group=system:masters", "as-group"),
+        ("get pods -n dev --as-uid=0", "as-uid"),
+        ("get pods -n dev --user=admin", "user"),
+        ("get pods -n dev --username=admin", "username"),
+        ("get pods -n dev --password=x", "password"),
+        ("get pods -n dev --insecure-skip-tls-verify", "insecure-skip-tls-verify"),
+        ("get pods -n dev --insecure-skip-tls-verify=false", "insecure-skip-tls-verify"),
+        ("get pods -n dev --certificate-authority=/ca", "certificate-authority"),
+        ("get pods -n dev --client-key=/key", "client-key"),
+        ("get pods -n dev --client-certificate=/crt", "client-certificate"),
+        ("rollout restart deployment/api -n prod --token=abc", "token"),
+        ("logs pod/api-0 -n dev -- --token=abc", "token"),  # even where kubectl would not look
+    ],
+)
+def test_credential_flags_are_refused_in_every_spelling(org: Policy, cmd: str, flag: str) -> None:
+    decision = validate(k(cmd), card=None, policy=org)
+    assert decision.allowed is False
+    assert decision.reasons == [f"--{flag} is refused: {CREDENTIALS}"]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "flag"),
+    [("get pods -n dev -v=9", "v"), ("get pods -n dev --v 9", "v"),
+     ("get pods -n dev --kuberc=/prefs", "kuberc"), ("get pods -n dev --cache-dir=/c", "cache-dir"),
+     ("logs pod/x -n dev --insecure-skip-tls-verify-backend", "insecure-skip-tls-verify-backend"),
+     ("get pods -n dev --proxy-url=http://p:3128", "proxy-url")],
+)
+def test_org_forbidden_flags_are_refused(org: Policy, cmd: str, flag: str) -> None:
+    assert validate(k(cmd), card=None, policy=org).reasons == [
+        f"--{flag} is refused by the org policy (rbac-allowlist.yaml forbidden_flags)"
+    ]
+
+
+def test_contract_flags_are_refused_even_when_the_policy_file_omits_them() -> None:
+    subject = Subject(k("get pods -n dev --token=abc"), None, frozenset())
+    assert no_credential_flags(subject) == [
+        Finding("no_credential_flags", f"--token is refused: {CREDENTIALS}")
+    ]
+
+
+# --- 4. -n <namespace> on every namespaced command ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cmd", "reasons", "risk"),
+    [
+        ("get pods", ["pod is namespaced: the command must carry -n <namespace>"], "none"),
+        ("rollout restart deployment/api",
+         ["deployment is namespaced: the command must carry -n <namespace>"], "low"),
+        ("logs api-0", ["pod is namespaced: the command must carry -n <namespace>"], "none"),
+        ("events --for=pod/api-0", ["event is namespaced: the command must carry -n <namespace>"],
+         "none"),
+        ("auth can-i get *", ["the resource is namespaced: the command must carry -n <namespace>"],
+         "none"),
+        ("get pods -A", ["pod is namespaced: the command must carry -n <namespace>",
+                         "--all-namespaces (-A) reaches namespaces outside the org policy; name "
+                         "one with -n <namespace>"], "none"),
+        ("get pods --all-namespaces=true -n dev",
+         ["--all-namespaces (-A) reaches namespaces outside the org policy; name one with "
+          "-n <namespace>"], "none"),
+        ("top pod -A -n dev",
+         ["--all-namespaces (-A) reaches namespaces outside the org policy; name one with "
+          "-n <namespace>"], "none"),
+    ],
+)
+def test_namespace_required(org: Policy, cmd: str, reasons: list[str], risk: str) -> None:
+    assert validate(k(cmd), card=None, policy=org) == refused(*reasons, risk=risk)
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "rollout restart deployment/api -n prod",
+        "rollout restart deploy api -n prod",
+        "rollout restart deployment api -nprod",
+        "rollout restart deployments.apps/api --namespace=prod",
+        "rollout restart deploy/api --namespace prod",
+        "-n prod rollout restart deployment/api",
+        "--namespace=prod rollout restart deployment/api",
+        "rollout -n prod restart deployment/api",
+        "rollout restart deployment/api -n=prod",
+    ],
+)
+def test_every_spelling_of_a_restart_gets_the_same_decision(org: Policy, cmd: str) -> None:
+    assert validate(k(cmd), card=None, policy=org) == Decision(
+        allowed=True, requires_confirmation=False, reasons=[], risk_level="low"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cmd", "namespaces"),
+    [
+        ("get pods -n dev -n kube-system", "dev, kube-system"),
+        ("get pods -n dev --namespace=kube-system", "dev, kube-system"),
+        ("--namespace=dev get pods -nkube-system", "dev, kube-system"),
+        ("-n dev rollout restart deployment/api -n dev", "dev, dev"),
+    ],
+)
+def test_repeated_namespace_is_refused(org: Policy, cmd: str, namespaces: str) -> None:
+    assert validate(k(cmd), card=None, policy=org) == refused(
+        "the command could not be analysed, so it is refused: the namespace is given more "
+        f"than once ({namespaces}); give it once", risk="high",
+    )
+
+
+@pytest.mark.parametrize("cmd", ["get nodes", "cordon node-1", "get namespaces"])
+def test_cluster_scoped_kinds_need_no_namespace(cmd: str) -> None:
+    assert namespace_required(parsed_subject(cmd)) == []
+
+
+# --- 5. only kubectl, plain arguments, no dangerous verbs or flags --------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "reasons"),
+    [
+        ([], ["the command must be a non-empty list of strings"]),
+        ("kubectl get pods -n dev", ["the command must be a non-empty list of strings"]),
+        (["kubectl", "get", 7], ["the command must be a non-empty list of strings"]),
+        (["sh", "-c", "kubectl get pods"],
+         ["only the kubectl binary may run; the command starts with 'sh'",
+          "argument 2 ('kubectl get pods') contains ' ', which no kubectl argument here needs"]),
+        (["kubectl.exe", "get", "pods", "-n", "dev"],
+         ["only the kubectl binary may run; the command starts with 'kubectl.exe'"]),
+        (["kubectl", "get", "pods;rm", "-n", "dev"],
+         ["argument 2 ('pods;rm') contains ';', which no kubectl argument here needs"]),
+        (["kubectl", "get", "pods", "-n", "dev|sh"],
+         ["argument 4 ('dev|sh') contains '|', which no kubectl argument here needs"]),
+        (["kubectl", "get", "pods", "-n", "$(id)"],
+         ["argument 4 ('$(id)') contains '$', which no kubectl argument here needs"]),
+        (["kubectl", "get", "pods", "-n", "`id`"],
+         ["argument 4 ('`id`') contains '`', which no kubectl argument here needs"]),
+        (["kubectl", "get", "pods", "-n", "dev>out"],
+         ["argument 4 ('dev>out') contains '>', which no kubectl argument here needs"]),
+        (["kubectl", "get", "pods", "-n", "dev\n"],
+         ["argument 4 ('dev\\n') contains a control character"]),
+        (["kubectl", "get", "pods", "-n", "dev\x00"],
+         ["argument 4 ('dev\\x00') contains a control character"]),
+        (["kubectl", "get", "pods", "-n", "pr\u043ed"],
+         ["argument 4 ('prоd') contains 'о', which no kubectl argument here needs"]),
+        (["kubectl", "get", "pods", "-l", "", "-n", "dev"], ["argument 4 is empty"]),
+        (["kubectl", "get", "pods", "-n", "a" * 1025],
+         ["argument 4 is longer than 1024 characters"]),
+    ],
+)
+def test_argv_shape(org: Policy, argv: list, reasons: list[str]) -> None:
+    decision = validate(argv, card=None, policy=org)
+    assert (decision.allowed, decision.reasons) == (False, reasons)
+    assert argv_shape(Subject(argv, None)) == [Finding("argv_shape", r) for r in reasons]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["kubectl", "exec", "api-0", "-n", "dev", "--", "sh"],
+        ["kubectl", "exec", "-it", "api-0", "-n", "dev", "--", "sh"],
+        ["kubectl", "cp", "dev/api-0:etc/passwd", "passwd"],
+        ["kubectl", "proxy"],
+        ["kubectl", "port-forward", "pod/api-0", "8080:80", "-n", "dev"],
+        ["kubectl", "apply", "-n", "dev"],
+        ["kubectl", "edit", "deployment/api", "-n", "dev"],
+        ["kubectl", "patch", "deployment/api", "-n", "dev", "-p", "{}"],
+        ["kubectl", "replace", "-n", "dev"],
+        ["kubectl", "run", "x", "--image=busybox", "-n", "dev"],
+        ["kubectl", "attach", "api-0", "-n", "dev"],
+        ["kubectl", "debug", "node/node-1", "-it", "--image=busybox"],
+        ["kubectl", "plugin", "list"],
+        ["kubectl", "config", "view", "--raw"],
+        ["kubectl", "create", "secret", "generic", "x", "-n", "dev"],
+        ["kubectl", "label", "pod", "api-0", "x=y", "-n", "dev"],
+        ["kubectl", "annotate", "pod", "api-0", "x=y", "-n", "dev"],
+        ["kubectl", "taint", "node", "node-1", "x=y:NoSchedule"],
+    ],
+)
+def test_denied_verbs_are_refused(org: Policy, argv: list[str]) -> None:
+    decision = validate(argv, card=None, policy=org)
+    verb = argv[1]
+    expected = [f"kubectl {verb} is refused: it is not on any allow-list"]
+    if verb == "config":  # `config view --raw` also trips the --raw check
+        expected.append("--raw is refused: it sends a raw API request that no allow-list can judge")
+    assert (decision.allowed, decision.reasons, decision.risk_level) == (False, expected, "high")
+
+
+def test_no_denied_verbs_alone() -> None:
+    assert no_denied_verbs(parsed_subject("exec api-0 -n dev")) == [
+        Finding("no_denied_verbs", "kubectl exec is refused: it is not on any allow-list")
+    ]
+    assert no_denied_verbs(parsed_subject("get pods -n dev")) == []
+
+
+@pytest.mark.parametrize(
+    ("cmd", "reasons", "risk"),
+    [
+        ("delete job/x -n dev --force",
+         ["--force is refused: it skips graceful deletion and safety checks"], "high"),
+        ("delete job/x -n dev --force=true",
+         ["--force is refused: it skips graceful deletion and safety checks"], "high"),
+        ("delete job/x -n dev --grace-period=0",
+         ["--grace-period=0 is refused: it kills pods without a graceful shutdown"], "high"),
+        ("drain node-1 --ignore-daemonsets --force --grace-period 0",
+         ["--force is refused: it skips graceful deletion and safety checks",
+          "--grace-period=0 is refused: it kills pods without a graceful shutdown"], "high"),
+        ("drain node-1 --disable-eviction",
+         ["--disable-eviction is refused: it bypasses PodDisruptionBudgets"], "high"),
+        ("get pods -n dev --raw=/api/v1/namespaces/dev/secrets",
+         ["--raw is refused: it sends a raw API request that no allow-list can judge"], "none"),
+        ("delete -f pod.yaml -n dev",
+         ["--filename is refused: commands act only on named objects, never on files or inline "
+          "objects",
+          "kubectl delete must name the object it changes; without a name it acts on every "
+          "object in reach"], "high"),
+        ("get pods -n dev -k overlay",
+         ["--kustomize is refused: commands act only on named objects, never on files or inline "
+          "objects"], "none"),
+        ("get pods -n dev -o go-template-file=/t",
+         ["-o go-template-file is refused: it reads a local file"], "none"),
+    ],
+)
+def test_dangerous_flags_are_refused(org: Policy, cmd: str, reasons: list[str], risk: str) -> None:
+    assert validate(k(cmd), card=None, policy=org) == refused(*reasons, risk=risk)
+
+
+@pytest.mark.parametrize(
+    "cmd", ["delete job/x -n dev --force=false", "delete job/x -n dev --grace-period=30",
+            "logs -f api-0 -n dev"],
+)
+def test_harmless_spellings_of_dangerous_flags_pass(cmd: str) -> None:
+    assert no_dangerous_flags(parsed_subject(cmd)) == []
+
+
+# --- well-formed values ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cmd", "reason"),
+    [
+        ("get pods -n Prod", "namespace 'Prod' is not a DNS-1123 label"),
+        ("get pods -n dev.prod", "namespace 'dev.prod' is not a DNS-1123 label"),
+        ("get pod API_1 -n dev", "name 'API_1' is not a valid Kubernetes name"),
+        ("scale deployment/api --replicas=-1 -n dev", "--replicas='-1' is not a whole number"),
+        ("scale deployment/api --replicas=3.5 -n dev", "--replicas='3.5' is not a whole number"),
+        ("scale deployment/api --replicas=1e3 -n dev", "--replicas='1e3' is not a whole number"),
+        ("logs pod/api-0 -n dev --tail=abc", "--tail='abc' is not a whole number"),
+        ("auth can-i GET pods -n dev", "can-i verb 'GET' is not a verb"),
+        ("set image deployment/api api=Repo/API:1 -n dev", "'api=Repo/API:1' is not container=image"),
+        ("set image deployment/api -n dev", "kubectl set image needs container=image"),
+        ("logs pod/api-0 -n dev --since=10d", "--since='10d' is not well-formed"),
+        ("logs pod/api-0 -n dev -c Bad_Name", "--container='Bad_Name' is not well-formed"),
+        ("autoscale deployment/api --max=5 --cpu=lots -n dev", "--cpu='lots' is not well-formed"),
+        ("events -n dev --for=pod/", "--for='pod/' is not kind/name"),
+        ("events -n dev --for=widget/x", "--for='widget/x' is not kind/name"),
+        ("logs pod/api-0 -n dev -- extra", "arguments after `--` are refused"),
+    ],
+)
+def test_well_formed_values(cmd: str, reason: str) -> None:
+    assert well_formed_values(parsed_subject(cmd)) == [Finding("well_formed_values", reason)]
+
+
+# --- 6. only a server-side dry run ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cmd", "value"),
+    [("delete job/x -n dev --dry-run=client", "client"),
+     ("delete job/x -n dev --dry-run=none", "none"),
+     ("delete job/x -n dev --dry-run", "unchanged"),
+     ("scale deployment/api --replicas=2 -n dev --dry-run=client", "client")],
+)
+def test_client_dry_run_is_refused(org: Policy, cmd: str, value: str) -> None:
+    assert validate(k(cmd), card=None, policy=org).reasons == [
+        f"--dry-run={value} is refused: only --dry-run=server is checked by the API server"
+    ]
+
+
+def test_server_dry_run_passes(org: Policy) -> None:
+    assert server_dry_run_only(parsed_subject("delete job/x -n dev --dry-run=server")) == []
+    assert validate(k("delete job/x -n dev --dry-run=server"), card=None, policy=org) == Decision(
+        allowed=True, requires_confirmation=True,
+        reasons=[f"delete is high risk: {CONFIRM}"], risk_level="high",
+    )
