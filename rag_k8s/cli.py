@@ -268,9 +268,9 @@ def exec_command(
         help="Ask before a risky action (default: only in an interactive terminal).")] = None,
 ) -> None:
     """Plan, check and run one kubectl command."""
-    from . import tool
-
     with _errors_to_exit():
+        from . import tool  # inside: Ctrl-C during the heavy import still exits 130
+
         payload = build_payload(intent=intent, resource=resource, namespace=namespace, name=name,
                                 query=_query(query, text), params=param, confirm=confirm,
                                 dry_run=dry_run, timeout=timeout, json_input=json_input)
@@ -282,7 +282,11 @@ def exec_command(
                       f"{plan_['risk_level']}[/]")
             for reason in result["decision"]["reasons"]:
                 err.print(f"  - {escape(reason)}")
-            if not typer.confirm("Run it?", default=False, err=True):
+            try:
+                confirmed = typer.confirm("Run it?", default=False, err=True)
+            except typer.Abort:  # end of input at the prompt counts as "no"
+                confirmed = False
+            if not confirmed:
                 err.print("Not confirmed; nothing ran.")
                 raise typer.Exit(int(ExitStatus.NEEDS_CONFIRMATION))
             payload.setdefault("constraints", {})["confirm"] = True
@@ -308,9 +312,9 @@ def plan_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the command that would run and the policy decision; never runs kubectl."""
-    from . import tool
-
     with _errors_to_exit():
+        from . import tool
+
         payload = build_payload(intent=intent, resource=resource, namespace=namespace, name=name,
                                 query=_query(query, text), params=param, confirm=confirm,
                                 dry_run=dry_run, timeout=timeout, json_input=json_input)

@@ -65,6 +65,8 @@ def _load_embedder() -> SentenceTransformer:
     finally:
         if bars:
             transformers.utils.logging.enable_progress_bar()
+    # A card longer than 256 tokens is truncated by design (its other rows carry the rest).
+    logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
     return model
 
 

@@ -195,6 +195,18 @@ _INTENT_PHRASES: dict[str, tuple[str, ...]] = {
 _WHERE_RE = re.compile(
     r"\b(?:in|from|of|across)\s+(?:the\s+)?(?:[a-z0-9-]+\s+(?:namespace|ns)\b|(?:namespace|ns)\s+[a-z0-9-]+)"
 )
+# Kinds users spell in several words; matched before single words, so the "pod" in
+# "horizontal pod autoscaler" does not count as a pod.
+_KIND_PHRASES_RE = re.compile(
+    r"\b(horizontal pod autoscaler|pod autoscaler|autoscaler|persistent volume claim|volume claim"
+    r"|config map|stateful set|daemon set|replica set|cron job)s?\b"
+)
+_KIND_PHRASES = {
+    "horizontal pod autoscaler": "hpa", "pod autoscaler": "hpa", "autoscaler": "hpa",
+    "persistent volume claim": "pvc", "volume claim": "pvc", "config map": "configmap",
+    "stateful set": "statefulset", "daemon set": "daemonset", "replica set": "replicaset",
+    "cron job": "cronjob",
+}
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _MAX_PHRASE = 4
 
@@ -258,12 +270,14 @@ def _lexical_bonus(corpus: Corpus, text: str) -> dict[int, float]:
             matched |= lex.phrases.get(tuple(stems[i:i + n]), frozenset())
     for pos in matched:
         bonus[pos] = KEYWORD_BONUS
-    kinds = {normalize_resource(w) for w in _WORD_RE.findall(_WHERE_RE.sub(" ", lowered))}
+    what = _WHERE_RE.sub(" ", lowered)
+    kinds: set[str | None] = {_KIND_PHRASES[m] for m in _KIND_PHRASES_RE.findall(what)}
+    kinds |= {normalize_resource(w) for w in _WORD_RE.findall(_KIND_PHRASES_RE.sub(" ", what))}
     kinds.discard(None)
     if kinds:
         kinds.add("*")  # a card for any kind fits whatever kind is named, as in the filters
     for kind in kinds:
-        for pos in lex.kinds.get(kind, frozenset()):  # type: ignore[arg-type]
+        for pos in lex.kinds.get(kind or "", frozenset()):
             bonus[pos] = bonus.get(pos, 0.0) + KIND_BONUS
     return bonus
 

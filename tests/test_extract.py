@@ -152,11 +152,12 @@ def test_extract_reads_params(text: str, params: dict[str, Any]) -> None:
     [
         ("restart deployment api;rm -rf / in prod",
          Extraction(intent="restart", resource="deployment", resource_explicit=True,
-                    namespace="prod", name=None)),
+                    namespace="prod", name=None, kinds=("deployment",))),
         ("restart $(whoami) in prod",
          Extraction(intent="restart", namespace="prod", name=None)),
         ("logs of pod `id` in dev",
-         Extraction(intent="logs", resource="pod", resource_explicit=True, namespace="dev")),
+         Extraction(intent="logs", resource="pod", resource_explicit=True, namespace="dev",
+                    kinds=("pod",))),
     ],
 )
 def test_extract_never_reads_a_name_out_of_shell_punctuation(text: str,
@@ -168,3 +169,16 @@ def test_extract_slots_use_the_request_field_names() -> None:
     got = extract("scale the payments statefulset to 5 replicas in staging")
     assert got.slots() == {"name": "payments", "namespace": "staging",
                            "resource": "statefulset", "replicas": 5}
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("could you restart the notifications service deployment in dev?", ("service", "deployment")),
+        ("restart api in prod", ()),
+        ("get pods and pods in dev", ("pod",)),
+    ],
+)
+def test_extract_lists_every_kind_the_text_names_once_in_order(text: str,
+                                                                kinds: tuple[str, ...]) -> None:
+    assert extract(text).kinds == kinds

@@ -11,6 +11,7 @@ Two ways in:
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -143,6 +144,7 @@ class Generation:
     prefill_seconds: float
     grammar_seconds: float
     prompt_tokens: int
+    reused_prompt_tokens: int = 0  # prompt tokens found in the kept KV cache
 
     @property
     def generated(self) -> int:
@@ -157,6 +159,47 @@ def sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> 
     return int(np.argmax(logits / temperature + gumbel))
 
 
+class PromptKV:
+    """A model's KV cache kept between runs: the next prompt reuses its longest common prefix.
+
+    Prefill dominates on a CPU (each prompt token costs about as much as a generated one), and
+    consecutive plans share the system prompt and often the cards, so this saves most of it.
+    """
+
+    def __init__(self) -> None:
+        self.cache: list[Any] | None = None
+        self.fed: list[int] = []  # every token the cache holds, in order
+        self.lock = threading.Lock()
+
+    def prepare(self, model: Any, prompt_ids: list[int]) -> tuple[list[Any], int]:
+        """A cache holding a prefix of `prompt_ids` (never all of it), and that prefix's length."""
+        from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+
+        if self.cache is None or not can_trim_prompt_cache(self.cache):
+            self.cache, self.fed = make_prompt_cache(model), []
+        common = 0
+        limit = min(len(self.fed), len(prompt_ids) - 1)  # the last prompt token must be fed
+        while common < limit and self.fed[common] == prompt_ids[common]:
+            common += 1
+        trim_prompt_cache(self.cache, len(self.fed) - common)
+        self.fed = self.fed[:common]
+        return self.cache, common
+
+
+def _last_logits(model: Any, tokens: list[int], cache: list[Any]) -> Any:
+    """Logits at the last position only: the output layer over every prompt position is waste."""
+    import mlx.core as mx
+
+    inputs = mx.array(tokens)[None]
+    inner, args = getattr(model, "model", None), getattr(model, "args", None)
+    if inner is not None and args is not None and not hasattr(model, "language_model"):
+        hidden = inner(inputs, cache=cache)[:, -1:, :]
+        if getattr(args, "tie_word_embeddings", False) or not hasattr(model, "lm_head"):
+            return inner.embed_tokens.as_linear(hidden)[0, -1, :]
+        return model.lm_head(hidden)[0, -1, :]
+    return model(inputs, cache=cache)[0, -1, :]
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -167,36 +210,52 @@ def generate(
     temperature: float,
     seed: int,
     min_tokens: int = 0,
+    kv: PromptKV | None = None,
 ) -> Generation:
     """Decode from `prompt_ids`, constrained by `schema` (None: free generation).
 
     Forced spans ride along with the token before them in one forward pass. Unconstrained runs
     stop at EOS only after `min_tokens` (the benchmark uses that to match a constrained length).
+    With `kv`, the prompt's prefix already in that cache is not computed again.
     """
+    kv = kv or PromptKV()
+    with kv.lock:
+        try:
+            return _generate(model, tokenizer, prompt_ids, schema=schema, max_tokens=max_tokens,
+                             temperature=temperature, seed=seed, min_tokens=min_tokens, kv=kv)
+        except BaseException:
+            kv.cache, kv.fed = None, []  # a half-updated cache must not be reused
+            raise
+
+
+def _generate(
+    model: Any, tokenizer: Any, prompt_ids: list[int], *, schema: dict[str, Any] | None,
+    max_tokens: int, temperature: float, seed: int, min_tokens: int, kv: PromptKV,
+) -> Generation:
     import mlx.core as mx
-    from mlx_lm.models.cache import make_prompt_cache
 
     n_vocab = int(model.args.vocab_size)
     eos_ids = set(getattr(tokenizer, "eos_token_ids", None) or [tokenizer.eos_token_id])
     constraint = (GrammarConstraint(ll_tokenizer(tokenizer, n_vocab), compile_grammar(schema),
                                     n_vocab) if schema is not None else None)
     rng = np.random.default_rng(seed)
-    cache = make_prompt_cache(model)
+    t0 = time.perf_counter()
+    cache, reused = kv.prepare(model, prompt_ids)
     generated: list[int] = []
     sampled = passes = 0
     finished = False
-    t0 = time.perf_counter()
     prefill_seconds = 0.0
 
-    pending = list(prompt_ids)
+    pending = list(prompt_ids[reused:])
     if constraint is not None:
         forced = constraint.forced()[:max_tokens]
         constraint.consume(forced)
         generated += forced
         pending += forced
     while len(generated) < max_tokens:
-        logits = model(mx.array(pending)[None], cache=cache)[0, -1, :]
+        logits = _last_logits(model, pending, cache)
         row = np.array(logits.astype(mx.float32))
+        kv.fed += pending
         passes += 1
         if passes == 1:
             prefill_seconds = time.perf_counter() - t0
@@ -237,4 +296,5 @@ def generate(
         text=text, tokens=generated, sampled=sampled, forward_passes=passes, finished=finished,
         seconds=time.perf_counter() - t0, prefill_seconds=prefill_seconds,
         grammar_seconds=constraint.seconds if constraint else 0.0, prompt_tokens=len(prompt_ids),
+        reused_prompt_tokens=reused,
     )

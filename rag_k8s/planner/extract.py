@@ -31,7 +31,8 @@ NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
 }
-_NUM = r"(\d+|" + "|".join(NUMBER_WORDS) + r")"
+# A number standing alone: the "0" of "worker-0" is part of a name.
+_NUM = r"(?<![\w.-])(\d+|" + "|".join(NUMBER_WORDS) + r")(?![\w.-]\w)"
 
 _CAN_I_VERBS = {
     "get": "get", "read": "get", "see": "get", "view": "get", "look at": "get", "list": "list",
@@ -57,6 +58,7 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"\b(?:list|show|see|what\s+are)\s+(?:me\s+)?(?:the\s+|all\s+)?(?:past\s+|previous\s+|old\s+)?"
         r"(?:revisions|rollouts)\b",
         r"\b(?:past|previous)\s+(?:revisions|rollouts)\b", r"\bdeploy(?:ment)?\s+history\b",
+        r"\brevisions\b",
     )),
     ("rollout-status", (
         r"\brollout\s+(?:status|progress)\b", r"\b(?:status|progress)\s+of\s+(?:the\s+)?rollout\b",
@@ -95,7 +97,7 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("scale", (
         r"\bscale\b", r"\bscale\s+(?:up|down|out|in)\b", r"\bresize\b",
-        r"\b(?=\d+\s+(?:replicas|instances|copies)\b)",  # zero-width: the number is read later
+        r"(?<![\w.-])(?=\d+\s+(?:replicas|instances|copies)\b)",  # zero-width: the number is read later
         r"\b(?:set|change|bump|increase|decrease|reduce)\s+(?:the\s+)?(?:replicas|replica\s+count)\b",
     )),
     ("restart", (
@@ -107,7 +109,7 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"\bget\s+rid\s+of\b", r"\bclean\s+up\b",
     )),
     ("logs", (
-        r"\blogs?\b", r"\btail\b", r"\blog\s+(?:output|lines)\b", r"\bstdout\b",
+        r"\blogs?\b", r"\blogged\b", r"\btail\b", r"\blog\s+(?:output|lines)\b", r"\bstdout\b",
     )),
     ("events", (
         r"\bevents?\b", r"\bwhat\s+happened\b",
@@ -196,6 +198,8 @@ class Extraction:
     namespace: str | None = None
     name: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    # Every kind the text names, in order ("the notifications service deployment" names two).
+    kinds: tuple[str, ...] = ()
 
     def slots(self) -> dict[str, Any]:
         """The extracted values keyed by slot name (the request's own field names)."""
@@ -457,6 +461,7 @@ def extract(text: str) -> Extraction:
     # 8. Resource words, and the name beside them.
     tokens = s.tokens()
     kinds = [m for m in s.matches(_KIND_RE)]
+    named_kinds = tuple(dict.fromkeys(_KIND_WORDS[_norm(k.group(1))] for k in kinds))
     if resource is None and kinds:
         chosen = kinds[0]
         if intent == "events":
@@ -496,7 +501,7 @@ def extract(text: str) -> Extraction:
     if intent == "can-i":
         explicit = True  # the one can-i card covers every kind
     return Extraction(intent=intent, resource=resource, resource_explicit=explicit,
-                      namespace=namespace, name=name, params=params)
+                      namespace=namespace, name=name, params=params, kinds=named_kinds)
 
 
 def _norm(word: str) -> str:
@@ -524,6 +529,9 @@ def _name_beside(s: _Scanner, tokens: list[tuple[int, int, str]], kind: re.Match
         nxt = None
     prev_ok = prev is not None and s.free(prev[0], prev[1]) and _is_candidate_name(prev[2])
     next_ok = nxt is not None and s.free(nxt[0], nxt[1]) and _is_candidate_name(nxt[2])
+    if next_ok and nxt is not None and _looks_like_pod(nxt[2]):
+        s.take(nxt[0], nxt[1])
+        return nxt[2]
     if prev_ok and prev is not None:
         idx = before.index(prev)
         lead = before[idx - 1] if idx > 0 else None

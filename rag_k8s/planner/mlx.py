@@ -23,7 +23,7 @@ from ..config import Settings
 from ..errors import InvalidRequest, ModelNotFound, PlannerError
 from ..request import Request
 from ..retrieve import Hit
-from .constrained import Generation, generate
+from .constrained import Generation, PromptKV, generate
 from .schema import PlanChoice, candidate_cards, plan_schema, request_values
 
 if TYPE_CHECKING:
@@ -35,13 +35,13 @@ SEED = 0
 PROMPT_SNIPPET_TOKENS = 1200  # the retrieved snippets in the prompt stay within this
 
 SYSTEM_PROMPT = (
-    "You turn a Kubernetes request into a plan. Choose the one candidate card that does what the "
-    "request asks, fill its slots from the request, and say why in one short sentence. "
-    "Answer with JSON only: {\"card_id\": ..., \"slots\": {...}, \"rationale\": ...}."
+    "Turn the Kubernetes request into JSON: pick the candidate card that does what it asks, "
+    "fill the card's slots from the request, give a short rationale."
 )
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _MODELS: dict[str, tuple[Any, Any]] = {}
+_KV: dict[str, PromptKV] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -121,25 +121,45 @@ def load_model(path_or_id: str) -> tuple[Any, Any]:
                                 f"{_not_found_hint()}") from None
         model, tokenizer = loaded[0], loaded[1]
         _MODELS[path_or_id] = (model, tokenizer)
+        _KV[path_or_id] = PromptKV()
         return model, tokenizer
 
 
+def _has_metal() -> bool:
+    import mlx.core as mx
+
+    return bool(mx.metal.is_available())
+
+
+def card_line(card: Card) -> str:
+    """One compact line per candidate: the grammar already enforces the slots' shapes."""
+    slots = ", ".join(s + ("" if p.required else "?") for s, p in card.placeholders.items())
+    return f"- {card.id}: {card.description} (slots: {slots or '-'})"
+
+
 def build_prompt(tokenizer: Any, request: Request, cards: list[Card],
-                 snippets: dict[str, str]) -> list[int]:
-    """The chat prompt as token ids: the request as JSON and the candidates' snippets."""
+                 snippets: dict[str, str], *, compact: bool | None = None) -> list[int]:
+    """The chat prompt as token ids: the candidate cards, then the request as JSON.
+
+    With Metal the retrieved snippets go in whole (at most 1,200 tokens). On a CPU each prompt
+    token costs about as much as a generated one, so by default each card gets one line instead.
+    The request comes last so consecutive prompts share the longest prefix (see PromptKV).
+    """
     hf = getattr(tokenizer, "_tokenizer", tokenizer)
+    if compact is None:
+        compact = not _has_metal()
     shown = {k: v for k, v in request.to_dict().items() if k != "constraints"}
     parts: list[str] = []
     used = 0
     for card in cards:
-        text = snippets.get(card.id) or card.snippet()
+        text = card_line(card) if compact else (snippets.get(card.id) or card.snippet())
         n = len(hf.encode(text, add_special_tokens=False))
         if parts and used + n > PROMPT_SNIPPET_TOKENS:
             break  # the best cards come first; the rest would overflow the budget
         parts.append(text)
         used += n
-    user = (f"Request: {json.dumps(shown, sort_keys=True)}\n\nCandidate cards:\n"
-            + "\n".join(parts))
+    user = ("Candidate cards:\n" + "\n".join(parts)
+            + f"\n\nRequest: {json.dumps(shown, sort_keys=True)}")
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
     ids = hf.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     if isinstance(ids, dict) or hasattr(ids, "keys"):
@@ -206,7 +226,7 @@ def plan_with_mlx_traced(
     trace = PlanTrace(model=path)
     for attempt, budget in enumerate(budgets):
         gen = generate(model, tokenizer, prompt, schema=schema, max_tokens=budget,
-                       temperature=temperature, seed=seed + attempt)
+                       temperature=temperature, seed=seed + attempt, kv=_KV.get(path))
         trace.attempts.append(gen)
         try:
             choice, argv = _check_choice(gen.text, gen, by_id, given)

@@ -110,6 +110,12 @@ def resolve(
     candidates = corpus.matching(intent, kind) if kind else corpus.matching(intent)
     if not candidates and guessed:
         candidates = corpus.matching(intent)
+    if not candidates and not structured:
+        # "the notifications service deployment": try the other kinds the text names.
+        for other in ex.kinds:
+            if corpus.matching(intent, other):
+                kind, candidates = other, corpus.matching(intent, other)
+                break
     if not candidates:
         kinds = sorted({c.resource for c in corpus.matching(intent)})
         covered = f"; cards for {intent} cover: {', '.join(kinds)}" if kinds else ""

@@ -229,6 +229,8 @@ class Handler(BaseHTTPRequestHandler):
             self._error(ApiError(422, "Invalid", str(e)))
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass
+        except Exception as e:  # a stand-in bug: answer as kube-apiserver would, not hang up
+            self._error(ApiError(500, "InternalError", f"Internal error occurred: {e!r}"))
 
     def _dispatch(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
                   user: User) -> None:
