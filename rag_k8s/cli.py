@@ -328,7 +328,8 @@ def plan_command(
 
 @app.command("retrieve")
 def retrieve_command(
-    query: Annotated[str, typer.Argument(help="Free text to search the cards for.")],
+    text: Annotated[Optional[str], typer.Argument(help="Free text to search the cards for.")] = None,
+    query: QueryOpt = None,
     intent: IntentOpt = None,
     resource: ResourceOpt = None,
     k: Annotated[int, typer.Option("-k", min=2, max=4, help="How many cards (2-4).")] = 4,
@@ -338,6 +339,7 @@ def retrieve_command(
     from .retrieve import retrieve
 
     with _errors_to_exit():
+        query = _query(query, text) or ""
         hits = retrieve(query, intent, resource, k, settings=_settings())
         if as_json:
             print(json.dumps([h.to_dict() for h in hits]))

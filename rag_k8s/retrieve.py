@@ -44,7 +44,8 @@ def retrieve(
     *,
     settings: Settings | None = None,
 ) -> list[Hit]:
-    """The best 2-4 cards for `query`, filtered by intent and resource when given.
+    """The best 2-4 cards for `query` (fewer only when fewer fit the filters), filtered by
+    intent and resource when given.
 
     A card's score is the mean of two cosines (query vs the whole card, query vs its nearest
     example or keyword) plus a small bonus when the query names the card's kind or one of its
@@ -55,8 +56,8 @@ def retrieve(
         query: free text; when blank, "intent resource" is embedded instead.
         intent: keep only cards of this intent (CONTRACT §3).
         resource: keep only cards of this kind (aliases accepted) or of any kind (`*`).
-        k: how many hits, 2 to 4. When the filters leave fewer than 2 cards, the nearest other
-            cards pad the list to 2; the planner re-checks each card's fit.
+        k: how many hits, 2 to 4. When the filters leave fewer cards, only those come back
+            (one, for `restart` of a `deployment`), never a card that does not fit.
         settings: defaults to `Settings.resolve()`.
     """
     from .index import embed, ensure_index
@@ -82,13 +83,8 @@ def retrieve(
     keep: list[int] | None = None
     if intent is not None or kind is not None:
         keep = _filter_cards(loaded, corpus, intent, kind)
+    # Filters are strict: a card of another intent or kind is never offered to the planner.
     ranked = _ranked(loaded, qvec, bonus, k, keep)
-    if len(ranked) < min(MIN_HITS, len(loaded)):
-        # Too few cards fit the filters: pad with the nearest others, after the fitting ones.
-        taken = {pos for _, pos in ranked}
-        others = [p for p in _ranked(loaded, qvec, bonus, MIN_HITS + len(taken), None)
-                  if p[1] not in taken]
-        ranked += others[:MIN_HITS - len(ranked)]
     hits = [Hit(loaded.card_ids[pos], score, corpus.cards[pos].snippet()) for score, pos in ranked]
     return _within_budget(hits)
 
@@ -309,11 +305,18 @@ def _truncate(text: str, max_tokens: int) -> str:
 
 
 def _within_budget(hits: list[Hit], budget: int = SNIPPET_BUDGET) -> list[Hit]:
-    """Drop the lowest hits until the snippets fit `budget` tokens (keeping one), then truncate."""
-    while len(hits) > 1 and sum(count_tokens(h.snippet) for h in hits) > budget:
+    """Drop the lowest hits until the snippets fit `budget` tokens (keeping two), then cut the
+    longest snippets until they fit."""
+    while len(hits) > MIN_HITS and sum(count_tokens(h.snippet) for h in hits) > budget:
         hits = hits[:-1]
-    if hits and count_tokens(hits[0].snippet) > budget:
+    sizes = [count_tokens(h.snippet) for h in hits]
+    hits = list(hits)
+    for i in sorted(range(len(hits)), key=lambda i: (-sizes[i], i)):  # the longest first
+        over = sum(sizes) - budget
+        if over <= 0:
+            break
         # " ..." adds a token or two: leave room for them.
-        snippet = _truncate(hits[0].snippet, budget - 4)
-        hits = [Hit(hits[0].card_id, hits[0].score, snippet)]
+        target = max(budget // len(hits), sizes[i] - over) - 4
+        hits[i] = Hit(hits[i].card_id, hits[i].score, _truncate(hits[i].snippet, target))
+        sizes[i] = count_tokens(hits[i].snippet)
     return hits

@@ -324,3 +324,16 @@ def test_console_script_exit_codes(recording_kubectl: Any, args: list[str], code
     assert proc.returncode == code, proc.stderr
     assert proc.stderr.splitlines()[0] == stderr_line
     assert recording_kubectl.calls == []
+
+
+def test_retrieve_takes_the_query_as_an_option_with_strict_filters() -> None:
+    result = run("retrieve", "--intent", "restart", "--resource", "deployment",
+                 "--query", "safe restart", "--json")
+    assert result.exit_code == 0
+    assert [h["card_id"] for h in json.loads(result.stdout)] == ["restart-deployment"]
+
+
+def test_retrieve_refuses_the_query_given_twice() -> None:
+    result = run("retrieve", "restart api", "--query", "restart api")
+    assert result.exit_code == 2
+    assert "query" in result.stderr
