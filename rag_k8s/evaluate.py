@@ -176,7 +176,15 @@ def run_case(case: EvalCase, settings: Settings) -> CaseOutcome:
     from .tool import plan
 
     start = time.perf_counter()
-    result = plan(case.request, settings=settings)
+    try:
+        result = plan(case.request, settings=settings)
+    except RagK8sError as e:  # one broken case (say, a model that cannot load) is a failure
+        return CaseOutcome(
+            id=case.id, group=case.group, passed=False, expected_status=case.expect.status,
+            expected_command=case.expect.command, got_status="error", got_command=None,
+            planner=None, latency_ms=round((time.perf_counter() - start) * 1000, 3),
+            reason=f"{type(e).__name__}: {e}",
+        )
     latency = (time.perf_counter() - start) * 1000
     status = effective_status(result, case.request)
     plan_ = result.get("plan") or {}

@@ -14,7 +14,7 @@ from typing import Any
 from . import audit, execute, policy
 from .cards import Corpus, cached_corpus
 from .config import Settings
-from .errors import InvalidRequest, NoMatch, PolicyError, RagK8sError
+from .errors import InvalidRequest, ModelNotFound, NoMatch, PlannerError, PolicyError, RagK8sError
 from .kubectl_argv import with_server_dry_run
 from .planner import Plan, make_plan
 from .policy import Decision
@@ -62,6 +62,11 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None) -> Resu
     except InvalidRequest as e:
         return Result(op_id, "invalid", None, _refused(str(e)), None)
     except NoMatch as e:
+        return Result(op_id, "no_match", None, _refused(str(e)), None)
+    except PlannerError as e:
+        if isinstance(e, ModelNotFound):
+            raise  # the set-up is wrong, not the request: the CLI says how to fix it (exit 1)
+        # The model gave no plan that renders, twice: nothing fits that anyone could check.
         return Result(op_id, "no_match", None, _refused(str(e)), None)
     logged = _planned_request(request, plan_, corpus)
 

@@ -68,7 +68,7 @@ def make_plan(request: Request, *, settings: Settings, corpus: Corpus) -> Plan:
             raise
         try:
             return _plan_with_mlx(request, settings=settings, corpus=corpus)
-        except PlannerError as mlx_error:
+        except (PlannerError, InvalidRequest, NoMatch) as mlx_error:
             log.warning("MLX planner failed (%s); reporting the template planner's answer", mlx_error)
             raise e from None
     if resolution.determined:
@@ -77,7 +77,7 @@ def make_plan(request: Request, *, settings: Settings, corpus: Corpus) -> Plan:
     if _model_available(settings):
         try:
             return _plan_with_mlx(request, settings=settings, corpus=corpus)
-        except PlannerError as mlx_error:
+        except (PlannerError, InvalidRequest, NoMatch) as mlx_error:
             # auto promises a plan when the template path has one: fall back, and say so.
             log.warning("MLX planner failed (%s); falling back to the template planner", mlx_error)
             fallback = plan_with_template(request, corpus=corpus, settings=settings,

@@ -265,9 +265,11 @@ def _flag(name: str, value: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w-])" + name + r"(?:=|\s+)(" + value + r")" + _E, re.I)
 
 
-def _is_candidate_name(word: str) -> bool:
+def is_candidate_name(word: str) -> bool:
+    """Whether a lower-case word could be a name: not English, kubectl vocabulary or a number."""
     return (word not in STOPWORDS and not word.isdigit() and word not in _KIND_WORDS
             and word not in NUMBER_WORDS)
+
 
 
 def extract(text: str) -> Extraction:
@@ -391,12 +393,12 @@ def extract(text: str) -> Extraction:
                 break
     if "container" not in params:
         m = s.first(r"\bcontainer\s+(?:named\s+|called\s+)?(" + _NAME + r")" + _E)
-        if m and _is_candidate_name(m.group(1).lower()):
+        if m and is_candidate_name(m.group(1).lower()):
             params["container"] = m.group(1).lower()
             s.take(*m.span())
         else:
             m = s.first(_B + r"(" + _NAME + r")\s+container\b")
-            if m and _is_candidate_name(m.group(1).lower()):
+            if m and is_candidate_name(m.group(1).lower()):
                 params["container"] = m.group(1).lower()
                 s.take(*m.span())
     m = s.first(r"\b(?:previous|prior|last\s+terminated|crashed|dead)\s+(?:container|instance|run|logs?)\b"
@@ -451,7 +453,7 @@ def extract(text: str) -> Extraction:
         ):
             for m in s.matches(rx):
                 word = m.group(1).lower()
-                if _is_candidate_name(word):
+                if is_candidate_name(word):
                     namespace, bare_ns_form = word, bare
                     s.take(*m.span())
                     break
@@ -474,7 +476,7 @@ def extract(text: str) -> Extraction:
             name = _name_beside(s, tokens, chosen)
     if name is None:
         m = s.first(r"\b(?:named|called)\s+(" + _NAME + r")" + _E)
-        if m and _is_candidate_name(m.group(1).lower()):
+        if m and is_candidate_name(m.group(1).lower()):
             name = m.group(1).lower()
             s.take(*m.span())
 
@@ -487,7 +489,7 @@ def extract(text: str) -> Extraction:
     # 9. A name with no kind word: the first free name-shaped word after the intent.
     if name is None and intent not in (None, "get", "top", "events", "can-i"):
         for start, end, word in tokens:
-            if s.free(start, end) and _is_candidate_name(word):
+            if s.free(start, end) and is_candidate_name(word):
                 name = word
                 s.take(start, end)
                 break
@@ -527,8 +529,8 @@ def _name_beside(s: _Scanner, tokens: list[tuple[int, int, str]], kind: re.Match
         prev = None
     if nxt and s.text[kind.end():nxt[0]].strip() not in ("", ":"):
         nxt = None
-    prev_ok = prev is not None and s.free(prev[0], prev[1]) and _is_candidate_name(prev[2])
-    next_ok = nxt is not None and s.free(nxt[0], nxt[1]) and _is_candidate_name(nxt[2])
+    prev_ok = prev is not None and s.free(prev[0], prev[1]) and is_candidate_name(prev[2])
+    next_ok = nxt is not None and s.free(nxt[0], nxt[1]) and is_candidate_name(nxt[2])
     if next_ok and nxt is not None and _looks_like_pod(nxt[2]):
         s.take(nxt[0], nxt[1])
         return nxt[2]

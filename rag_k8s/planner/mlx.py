@@ -20,11 +20,12 @@ from pydantic import ValidationError
 
 from ..cards import Card, Corpus
 from ..config import Settings
-from ..errors import InvalidRequest, ModelNotFound, PlannerError
+from ..errors import InvalidRequest, ModelNotFound, NoMatch, PlannerError
 from ..request import Request
 from ..retrieve import Hit
 from .constrained import Generation, PromptKV, generate
-from .schema import PlanChoice, candidate_cards, plan_schema, request_values
+from .runtime import has_metal, prepare_for_cpu, use_fast_blas
+from .schema import NONE_CARD, PlanChoice, candidate_cards, plan_schema, request_values
 
 if TYPE_CHECKING:
     from . import Plan
@@ -36,7 +37,8 @@ PROMPT_SNIPPET_TOKENS = 1200  # the retrieved snippets in the prompt stay within
 
 SYSTEM_PROMPT = (
     "Turn the Kubernetes request into JSON: pick the candidate card that does what it asks, "
-    "fill the card's slots from the request, give a short rationale."
+    "fill the card's slots with words from the request, give a short rationale. "
+    f"If no card does what it asks, the card_id is {NONE_CARD}."
 )
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -112,6 +114,7 @@ def load_model(path_or_id: str) -> tuple[Any, Any]:
         hit = _MODELS.get(path_or_id)
         if hit is not None:
             return hit
+        use_fast_blas()  # before mlx.core is first imported (see runtime.py)
         from mlx_lm import load
 
         try:
@@ -119,16 +122,10 @@ def load_model(path_or_id: str) -> tuple[Any, Any]:
         except (OSError, ValueError, FileNotFoundError) as e:
             raise ModelNotFound(f"cannot load the MLX model {path_or_id}: {e}; "
                                 f"{_not_found_hint()}") from None
-        model, tokenizer = loaded[0], loaded[1]
+        model, tokenizer = prepare_for_cpu(loaded[0])[0], loaded[1]
         _MODELS[path_or_id] = (model, tokenizer)
         _KV[path_or_id] = PromptKV()
         return model, tokenizer
-
-
-def _has_metal() -> bool:
-    import mlx.core as mx
-
-    return bool(mx.metal.is_available())
 
 
 def card_line(card: Card) -> str:
@@ -147,7 +144,7 @@ def build_prompt(tokenizer: Any, request: Request, cards: list[Card],
     """
     hf = getattr(tokenizer, "_tokenizer", tokenizer)
     if compact is None:
-        compact = not _has_metal()
+        compact = not has_metal()
     shown = {k: v for k, v in request.to_dict().items() if k != "constraints"}
     parts: list[str] = []
     used = 0
@@ -187,6 +184,9 @@ def _check_choice(text: str, gen: Generation, cards: dict[str, Card],
         choice = PlanChoice.model_validate_json(text)
     except ValidationError as e:
         raise PlannerError(f"output is not a plan: {e.errors()[0]['msg']}: {text[:80]!r}") from None
+    if choice.card_id == NONE_CARD:
+        raise NoMatch(f"the MLX planner found that no command card does what the request asks "
+                      f"(it said: {choice.rationale.strip() or 'no reason given'})")
     card = cards.get(choice.card_id)
     if card is None:
         raise PlannerError(f"card {choice.card_id!r} was not among the candidates")
