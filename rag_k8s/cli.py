@@ -242,6 +242,18 @@ def _query(query: str | None, positional: str | None) -> str | None:
     return query if query is not None else positional
 
 
+def _ask_yes_no(question: str) -> bool:
+    """Ask on stderr, read a line from stdin; anything but y/yes (or end of input) is no.
+
+    Not typer.confirm: Click writes a space to stdout there, which breaks `--json` output.
+    """
+    err.print(f"{question} [y/N]: ", end="", markup=False)
+    answer = sys.stdin.readline()
+    if not answer:
+        err.print()
+    return answer.strip().lower() in ("y", "yes")
+
+
 def _interactive(prompt: bool | None) -> bool:
     if prompt is not None:
         return prompt
@@ -282,15 +294,13 @@ def exec_command(
                       f"{plan_['risk_level']}[/]")
             for reason in result["decision"]["reasons"]:
                 err.print(f"  - {escape(reason)}")
-            try:
-                confirmed = typer.confirm("Run it?", default=False, err=True)
-            except typer.Abort:  # end of input at the prompt counts as "no"
-                confirmed = False
-            if not confirmed:
+            if not _ask_yes_no("Run it?"):
                 err.print("Not confirmed; nothing ran.")
+                _emit(result, as_json)
                 raise typer.Exit(int(ExitStatus.NEEDS_CONFIRMATION))
             payload.setdefault("constraints", {})["confirm"] = True
-            result = tool.k8s_exec(payload)
+            # Only the command that was shown may run: a re-plan that differs is refused.
+            result = tool.k8s_exec(payload, expected_argv=plan_["argv"])
         _emit(result, as_json)
         _exit_for(result)
 

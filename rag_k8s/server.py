@@ -148,6 +148,17 @@ class HealthOut(BaseModel):
     uptime_seconds: float
 
 
+def _result_response(result: Any) -> JSONResponse:
+    """200 with the result, or 400 naming the field when the request was invalid (schema or
+    planning: "which deployment?"), with the result beside the error."""
+    body = result.to_dict()
+    if result.status == "invalid":
+        reasons = body["decision"]["reasons"]
+        return _error(400, "invalid", reasons[0] if reasons else "invalid request",
+                      result.invalid_field, result=body)
+    return JSONResponse(body)
+
+
 def _error(status: int, error: str, message: str, field_: str | None = None,
            **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"error": error, "field": field_, "message": message, **extra}
@@ -306,9 +317,9 @@ def create_app(settings: Settings | None = None, *, preload: bool = False) -> Fa
 
         payload = await _json_body(request)
         parse_request(payload)  # 400 naming the field, before any work
-        result = await run_in_threadpool(tool.plan, payload, settings=settings)
+        result = await run_in_threadpool(tool.plan_request, payload, settings=settings)
         state.embedder_loaded = True
-        return JSONResponse(result)
+        return _result_response(result)
 
     @app.post("/k8s-exec", openapi_extra=request_body, responses=result_responses)
     async def k8s_exec_route(request: Request) -> JSONResponse:
@@ -316,15 +327,10 @@ def create_app(settings: Settings | None = None, *, preload: bool = False) -> Fa
         from . import tool
 
         payload = await _json_body(request)
-        try:
-            parse_request(payload)
-        except InvalidRequest as e:
-            # Still through the pipeline, so the refused request is audited like any other.
-            result = await run_in_threadpool(tool.k8s_exec, payload, settings=settings)
-            return _error(400, "invalid", str(e), e.field, result=result)
-        result = await run_in_threadpool(tool.k8s_exec, payload, settings=settings)
+        # Invalid requests still go through the pipeline, so they are audited like any other.
+        result = await run_in_threadpool(tool.execute_request, payload, settings=settings)
         state.embedder_loaded = True
-        return JSONResponse(result)
+        return _result_response(result)
 
     @app.post("/retrieve", response_model=RetrieveOut, responses=error_responses)
     def retrieve_route(body: RetrieveBody) -> RetrieveOut:

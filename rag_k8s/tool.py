@@ -7,6 +7,7 @@ Neither function raises for a bad request; each returns CONTRACT §2's result di
 from __future__ import annotations
 
 import logging
+import shlex
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,6 +34,8 @@ class Result:
     execution: ExecResult | None
     # The normalised request with what planning learnt (intent, kind, name) for the audit log.
     logged_request: dict[str, Any] | None = field(default=None, compare=False)
+    # For `invalid`: the request field at fault, so the HTTP door can name it in its 400.
+    invalid_field: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,19 +51,24 @@ def _refused(reason: str) -> Decision:
     return Decision(allowed=False, requires_confirmation=False, reasons=[reason])
 
 
-def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None) -> Result:
+def _invalid(op_id: str, e: InvalidRequest) -> Result:
+    return Result(op_id, "invalid", None, _refused(str(e)), None, invalid_field=e.field)
+
+
+def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
+                  expected_argv: list[str] | None = None) -> Result:
     op_id = str(uuid.uuid4())
     try:
         settings = settings or Settings.resolve()
         request = parse_request(payload)
     except InvalidRequest as e:
-        return Result(op_id, "invalid", None, _refused(str(e)), None)
+        return _invalid(op_id, e)
 
     try:
         corpus: Corpus = cached_corpus(settings.cards_dir)
         plan_ = make_plan(request, settings=settings, corpus=corpus)
     except InvalidRequest as e:
-        return Result(op_id, "invalid", None, _refused(str(e)), None)
+        return _invalid(op_id, e)
     except NoMatch as e:
         return Result(op_id, "no_match", None, _refused(str(e)), None)
     except PlannerError as e:
@@ -87,6 +95,12 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None) -> Resu
 
     if not decision.allowed:
         return Result(op_id, "denied", plan_, decision, None, logged)
+    if expected_argv is not None and list(expected_argv) != plan_.argv:
+        # What was confirmed is not what would run (a model planned twice, a card changed).
+        return Result(op_id, "denied", plan_, _refused(
+            "the command planned now differs from the one that was confirmed "
+            f"({shlex.join(expected_argv)}); nothing ran: review the new command and confirm it"
+        ), None, logged)
     if not run:
         return Result(op_id, "planned", plan_, decision, None, logged)
     if request.dry_run and is_mutating and server_dry_run is None:
@@ -132,25 +146,39 @@ def _request_for_log(payload: Any, result: Result) -> Any:
         return payload if isinstance(payload, dict) else repr(payload)[:2000]
 
 
-def k8s_exec(payload: Any, *, settings: Settings | None = None) -> dict[str, Any]:
+def execute_request(payload: Any, *, settings: Settings | None = None,
+                    expected_argv: list[str] | None = None) -> Result:
+    """`k8s_exec`, returning the typed Result (for doors that need more than the dict)."""
+    cfg = settings or Settings.resolve()
+    result = _run_pipeline(payload, run=True, settings=cfg, expected_argv=expected_argv)
+    audit.write_operation(cfg.audit_log, result=result.to_dict(),
+                          request=_request_for_log(payload, result))
+    return result
+
+
+def plan_request(payload: Any, *, settings: Settings | None = None) -> Result:
+    """`plan`, returning the typed Result."""
+    return _run_pipeline(payload, run=False, settings=settings)
+
+
+def k8s_exec(payload: Any, *, settings: Settings | None = None,
+             expected_argv: list[str] | None = None) -> dict[str, Any]:
     """Run the whole pipeline for one request and return the result dict (CONTRACT §2).
 
     Args:
         payload: the request dict of CONTRACT §1.
         settings: resolved settings; by default from the environment (CONTRACT §10).
+        expected_argv: run only if the plan is exactly this argv (what a person confirmed after
+            `plan`); otherwise the result is `denied` and nothing runs.
 
     Every call, refusals and invalid requests included, writes one audit line.
     """
-    cfg = settings or Settings.resolve()
-    result = _run_pipeline(payload, run=True, settings=cfg)
-    out = result.to_dict()
-    audit.write_operation(cfg.audit_log, result=out, request=_request_for_log(payload, result))
-    return out
+    return execute_request(payload, settings=settings, expected_argv=expected_argv).to_dict()
 
 
 def plan(payload: Any, *, settings: Settings | None = None) -> dict[str, Any]:
     """Retrieve, plan and validate only; never runs kubectl. Returns the result dict."""
-    return _run_pipeline(payload, run=False, settings=settings).to_dict()
+    return plan_request(payload, settings=settings).to_dict()
 
 
 def parse(payload: Any) -> Request:

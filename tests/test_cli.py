@@ -309,20 +309,47 @@ def test_console_script_plan_json(recording_kubectl: Any) -> None:
     assert body["plan"]["command"] == "kubectl rollout restart deployment/api -n prod"
 
 
+RESTART_ARGV = ["rollout", "restart", "deployment/api", "-n", "prod"]
+
+
 @pytest.mark.parametrize(
-    ("args", "code", "stderr_line"),
+    ("args", "kubectl", "code", "stderr_line", "calls"),
     [
-        (["exec", "--intent", "explode"], 2, "status: invalid"),
-        (["exec", *SCALE], 4, "status: needs_confirmation"),  # stdin is not a terminal
+        (["plan", *RESTART], {}, 0, "status: planned", []),
+        (["exec", *RESTART], {"stdout": "deployment.apps/api restarted\n"}, 0,
+         "status: executed", [RESTART_ARGV]),
+        (["exec", "--intent", "explode"], {}, 2, "status: invalid", []),
+        (["exec", "--intent", "restart", "--resource", "deployment", "-n", "default",
+          "--name", "api"], {}, 3, "status: denied", []),
+        (["exec", *SCALE], {}, 4, "status: needs_confirmation", []),  # stdin is no terminal
+        (["exec", *RESTART], {"stderr": "boom\n", "exit_code": 1}, 5, "status: failed",
+         [RESTART_ARGV]),
+        (["exec", *RESTART, "--timeout", "1"], {"sleep": 5}, 6, "status: timeout",
+         [RESTART_ARGV]),
+        (["exec", "--intent", "top", "--resource", "configmap", "-n", "dev"], {}, 7,
+         "status: no_match", []),
     ],
+    ids=["planned-0", "executed-0", "invalid-2", "denied-3", "confirm-4", "failed-5",
+         "timeout-6", "no-match-7"],
 )
-def test_console_script_exit_codes(recording_kubectl: Any, args: list[str], code: int,
-                                   stderr_line: str) -> None:
+def test_console_script_exit_codes(recording_kubectl: Any, args: list[str],
+                                   kubectl: dict[str, Any], code: int, stderr_line: str,
+                                   calls: list[list[str]]) -> None:
+    recording_kubectl.respond(**kubectl)
     proc = subprocess.run([str(BIN / "rag-k8s"), *args], capture_output=True, text=True,
                           timeout=120, env=_subprocess_env(), stdin=subprocess.DEVNULL,
                           check=False)
     assert proc.returncode == code, proc.stderr
     assert proc.stderr.splitlines()[0] == stderr_line
+    assert recording_kubectl.calls == calls
+
+
+def test_declined_prompt_with_json_prints_only_the_result(recording_kubectl: Any) -> None:
+    result = run("exec", *SCALE, "--prompt", "--json", input="n\n")
+    assert result.exit_code == 4
+    body = json_result(result)
+    assert (body["status"], body["plan"]["argv"][1:]) == ("needs_confirmation", SCALE_ARGV)
+    assert result.stdout == json.dumps(body) + "\n"
     assert recording_kubectl.calls == []
 
 

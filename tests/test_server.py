@@ -338,3 +338,26 @@ def test_real_uvicorn_server_on_a_free_port(recording_kubectl: Any) -> None:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("route", ["/plan", "/k8s-exec"])
+@pytest.mark.parametrize(
+    ("payload", "field", "message"),
+    [
+        ({"intent": "restart", "resource": "deployment", "namespace": "prod"}, "name",
+         "name: which deployment? give its name"),
+        ({"intent": "scale", "resource": "deployment", "namespace": "staging", "name": "api"},
+         "params.replicas", None),
+    ],
+)
+def test_a_request_planning_finds_invalid_gets_400_naming_the_field(
+    client: TestClient, route: str, payload: dict[str, Any], field: str, message: str | None
+) -> None:
+    r = client.post(route, json=payload)
+    assert r.status_code == 400
+    body = r.json()
+    assert (body["error"], body["field"]) == ("invalid", field)
+    if message is not None:
+        assert body["message"] == message
+    assert body["result"]["status"] == "invalid"
+    assert body["result"]["execution"] is None

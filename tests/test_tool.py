@@ -63,3 +63,26 @@ def test_seed_import_path_still_works(recording_kubectl: Any) -> None:
 
     assert seed_k8s_exec is k8s_exec
     assert seed_plan is plan
+
+
+SCALE_WEB = {"intent": "scale", "resource": "deployment", "namespace": "staging", "name": "web",
+             "params": {"replicas": 4}, "constraints": {"confirm": True}}
+
+
+def test_expected_argv_runs_only_the_confirmed_command(recording_kubectl: Any) -> None:
+    shown = plan(SCALE_WEB)["plan"]["argv"]
+    result = k8s_exec(SCALE_WEB, expected_argv=shown)
+    assert result["status"] == "executed"
+    assert recording_kubectl.calls == [shown[1:]]
+
+
+def test_a_plan_that_differs_from_the_confirmed_one_is_refused(recording_kubectl: Any) -> None:
+    confirmed = ["kubectl", "scale", "deployment/web", "--replicas=2", "-n", "staging"]
+    result = k8s_exec(SCALE_WEB, expected_argv=confirmed)
+    assert result["status"] == "denied"
+    assert result["decision"]["reasons"] == [
+        "the command planned now differs from the one that was confirmed (kubectl scale "
+        "deployment/web --replicas=2 -n staging); nothing ran: review the new command and "
+        "confirm it"]
+    assert result["execution"] is None
+    assert recording_kubectl.calls == []

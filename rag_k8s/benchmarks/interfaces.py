@@ -137,8 +137,6 @@ def run(settings: Settings) -> str:
 
     ratio = statistics.median(exec_times) / statistics.median(direct_times)
     return "\n".join([
-        f"## {TITLE}",
-        "",
         "Real kubectl against a closed loopback port (every call does kubectl's full start-up "
         "and one refused connection; no cluster is touched), real uvicorn on loopback, template "
         "planner, 20 warm calls each.",
