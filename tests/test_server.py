@@ -361,3 +361,19 @@ def test_a_request_planning_finds_invalid_gets_400_naming_the_field(
         assert body["message"] == message
     assert body["result"]["status"] == "invalid"
     assert body["result"]["execution"] is None
+
+
+def test_k8sgpt_commands_name_the_pod_and_namespace_the_error_gives(client: TestClient) -> None:
+    r = client.post("/v1/completions", json=K8SGPT_REQUEST)
+    text = r.json()["response"]
+    listed = [line.split(". ", 1)[1].split("  # ")[0] for line in text.splitlines()
+              if line[:2] in {f"{i}." for i in range(1, 5)}]
+    assert "kubectl logs pod/web-7d9f8b6c5-x2x9z -n default --previous" in listed or \
+        "kubectl describe pod/web-7d9f8b6c5-x2x9z -n default" in listed, listed
+    assert not any("<name>" in c or "<namespace>" in c for c in listed), listed
+
+
+def test_openapi_says_created_at_is_a_date_time(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    assert doc["components"]["schemas"]["CompletionOut"]["properties"]["created_at"][
+        "format"] == "date-time"
