@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 from .config import Settings
+from .errors import PolicyError
+from .guardrails import executor_findings
 from .redact import redact
 
 TIMEOUT_EXIT_CODE = 124
@@ -110,6 +112,11 @@ def run(
         settings: resolved settings (`kubectl` binary, `max_output_bytes`).
         dry_run: echoed into the result; the caller has already added `--dry-run=server`.
     """
+    refused = executor_findings(argv)
+    if refused:
+        # Defence in depth: the pipeline validated already; a caller that did not gets nothing.
+        raise PolicyError("the executor refuses this command: "
+                          + "; ".join(f.reason for f in refused))
     binary = resolve_kubectl(settings)
     if binary is None:
         return ExecResult(

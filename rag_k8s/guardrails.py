@@ -258,12 +258,35 @@ def no_pod_delete(subject: Subject) -> list[Finding]:
     return [Finding("no_pod_delete", reason, suggestion)]
 
 
+# Labels the kubelet and the cloud put on every node (and their values that every node of a
+# typical cluster shares): a selector on them alone picks out nothing.
+_LABELS_ON_EVERY_NODE = frozenset({
+    "kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch", "beta.kubernetes.io/os",
+    "beta.kubernetes.io/arch", "node.kubernetes.io/instance-type",
+    "beta.kubernetes.io/instance-type", "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region",
+})
+_SHARED_VALUES = {"kubernetes.io/os": {"linux"}, "beta.kubernetes.io/os": {"linux"}}
+
+
+def _term_matches_everything(term: str) -> bool:
+    if not term or term.startswith("!") or "!=" in term or " notin " in term:
+        return True  # empty or a negation: everything but a few
+    key, eq, value = term.partition("==") if "==" in term else term.partition("=")
+    key = key.strip()
+    if key not in _LABELS_ON_EVERY_NODE:
+        return False
+    return not eq or value.strip() in _SHARED_VALUES.get(key, set())
+
+
 def selects_everything(selector: str) -> bool:
-    """True for a selector that matches every object (empty) or nearly (only negations)."""
+    """True for a selector that matches every object (empty), nearly (only negations), or every
+    node in practice (only the existence of a label every node carries, `kubernetes.io/os=linux`)."""
     terms = [t.strip() for t in selector.split(",")]
     if not any(terms):
         return True
-    return all(not t or t.startswith("!") or "!=" in t or " notin " in t for t in terms)
+    return all(_term_matches_everything(t) for t in terms)
 
 
 @guardrail
@@ -336,3 +359,22 @@ def server_dry_run_only(subject: Subject) -> list[Finding]:
         for value in dict.fromkeys(parsed.flags.get("dry-run", ()))
         if value != "server"
     ]
+
+
+def executor_findings(argv: list[str]) -> list[Finding]:
+    """What the executor refuses on its own, whoever calls it (a side door past `validate`):
+    anything but kubectl, the credential flags of §6.3, and deleting a namespace."""
+    from .errors import ArgvError
+    from .kubectl_argv import parse_argv
+
+    if not argv or argv[0] != "kubectl":
+        return [Finding("executor", "only the kubectl binary is run, as an argv list")]
+    findings = no_credential_flags(Subject(argv, None))
+    try:
+        parsed = parse_argv(argv)
+    except ArgvError:
+        return findings  # the raw checks are all that apply to an argv kubectl may not parse
+    findings += [f for f in no_credential_flags(Subject(argv, parsed)) if f not in findings]
+    if parsed.verb == "delete" and parsed.kind == "namespace":
+        findings.append(Finding("executor", "deleting a namespace is never allowed"))
+    return findings

@@ -73,9 +73,10 @@ def redact(text: str) -> str:
     if not text:
         return text
     if "Secret" in text:
-        text = _redact_yaml_secret_data(text)
+        # JSON first: the YAML pass leaves a multi-line JSON object to it (see _opens_json).
         if '"Secret"' in text:
             text = _redact_json_secret_data(text)
+        text = _redact_yaml_secret_data(text)
     text = _PEM_PRIVATE.sub(lambda m: f"-----BEGIN {m.group(1)}-----{REDACTED}", text)
     text = _JSON_KV.sub(
         lambda m: f'"{m[1]}"{m[2]}{REDACTED}"' if is_credential_key(m[1]) else m[0], text
@@ -188,6 +189,22 @@ def _mapping_blocks(lines: list[str], keys: dict[int, _KeyLine]) -> dict[int, in
     return block_of
 
 
+def _unclosed_flow(value: str) -> bool:
+    """`{` or `[` opening a flow collection that goes on past this line."""
+    v = value.strip()
+    return v[:1] in ("{", "[") and v[-1:] not in ("}", "]")
+
+
+def _opens_json(lines: list[str], kl: _KeyLine) -> bool:
+    """A key whose value opens an object continued on the next lines with quoted keys (JSON)."""
+    if not _unclosed_flow(kl.value):
+        return False
+    for line in lines[kl.index + 1:]:
+        if line.strip():
+            return line.strip().startswith('"')
+    return False
+
+
 def _redact_yaml_secret_data(text: str) -> str:
     lines = text.splitlines(keepends=True)
     keys = {i: kl for i, line in enumerate(lines) if (kl := _parse_key_line(i, line))}
@@ -201,7 +218,9 @@ def _redact_yaml_secret_data(text: str) -> str:
     for kl in keys.values():
         if kl.key not in _SECRET_DATA_KEYS or block_of[kl.index] not in secret_blocks:
             continue
-        if kl.value and kl.value != "{}":
+        if _opens_json(lines, kl):
+            continue  # `"data": {` with quoted keys below: the JSON pass redacted it
+        if kl.value and kl.value != "{}" and not _unclosed_flow(kl.value):
             replace.add(kl.index)  # inline flow mapping: `data: {password: aGk=}`
             continue
         child_column: int | None = None

@@ -301,3 +301,28 @@ def test_kubectl_runs_with_its_preferences_file_off(
     binary = make_stand_in(tmp_path, "env-kubectl", ENV_KUBECTL)
     result = run(["kubectl", "get", "pods", "-n", "dev"], timeout=10, settings=settings_for(binary))
     assert (result.exit_code, result.stdout) == (0, "off\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["sh", "-c", "id"], "only the kubectl binary is run, as an argv list"),
+        (["kubectl", "get", "pods", "-n", "dev", "--kubeconfig=/tmp/other"],
+         "--kubeconfig is refused: it would point kubectl at other credentials, another identity "
+         "or another cluster"),
+        (["kubectl", "get", "pods", "-n", "dev", "-s", "https://evil.example"],
+         "--server is refused: it would point kubectl at other credentials, another identity "
+         "or another cluster"),
+        (["kubectl", "delete", "namespace", "prod"], "deleting a namespace is never allowed"),
+    ],
+    ids=["not-kubectl", "kubeconfig", "short-server", "delete-namespace"],
+)
+def test_the_executor_refuses_side_doors_on_its_own(
+    recording_kubectl: RecordingKubectl, argv: list[str], reason: str
+) -> None:
+    from rag_k8s.errors import PolicyError
+
+    with pytest.raises(PolicyError) as err:
+        run(argv, timeout=5, settings=Settings.resolve())
+    assert str(err.value) == f"the executor refuses this command: {reason}"
+    assert recording_kubectl.calls == []

@@ -481,3 +481,19 @@ def test_server_dry_run_passes(org: Policy) -> None:
         allowed=True, requires_confirmation=True,
         reasons=[f"delete is high risk: {CONFIRM}"], risk_level="high",
     )
+
+
+@pytest.mark.parametrize(
+    ("selector", "everything"),
+    [
+        ("", True), ("!app", True), ("app!=web", True),
+        ("kubernetes.io/hostname", True), ("kubernetes.io/os=linux", True),
+        ("topology.kubernetes.io/zone", True), ("kubernetes.io/os=windows", False),
+        ("app=web", False), ("kubernetes.io/hostname=node-3", False),
+        ("kubernetes.io/hostname,app=web", False), ("app", False),
+    ],
+)
+def test_selectors_that_match_every_node_in_practice(selector: str, everything: bool) -> None:
+    from rag_k8s.guardrails import selects_everything
+
+    assert selects_everything(selector) is everything

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -285,3 +286,24 @@ def test_hostile_64k_output_is_redacted_in_linear_time(text: str) -> None:
     started = time.perf_counter()
     redact(text)
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # kind after data, at the end of its object: the case a line-by-line pass got wrong
+        '{\n "data": {\n  "config": "YWRtaW4="\n },\n "kind": "Secret"\n}\n',
+        '{\n    "apiVersion": "v1",\n    "data": {\n        "password": "aHVudGVyMg==",\n'
+        '        "user": "YWRtaW4="\n    },\n    "kind": "Secret"\n}\n',
+    ],
+)
+def test_multiline_json_secret_with_kind_last_is_redacted_and_stays_json(text: str) -> None:
+    out = redact(text)
+    doc = json.loads(out)
+    assert set(doc["data"].values()) == {"[REDACTED]"}
+    assert "YWRtaW4=" not in out and "aHVudGVyMg==" not in out
+
+
+def test_multiline_yaml_flow_mapping_in_a_secret_is_redacted() -> None:
+    text = "kind: Secret\ndata: {\n  password: aHVudGVyMg==\n}\n"
+    assert "aHVudGVyMg==" not in redact(text)
