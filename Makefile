@@ -40,7 +40,7 @@ test: index tiny-model
 	$(BIN)/pytest -q
 
 eval: index
-	$(BIN)/rag-k8s eval --planner template
+	$(BIN)/rag-k8s eval --planner template --min structured=0.98 --min free_text=0.95
 
 bench: index tiny-model
 	$(BIN)/rag-k8s bench --output BENCHMARKS.md

@@ -471,27 +471,27 @@ def eval_command(
     cases: Annotated[Optional[Path], typer.Option(help="JSONL cases (default: eval/cases.jsonl).")] = None,
     planner: Annotated[str, typer.Option(help="template, mlx or auto.")] = "template",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    minimum: Annotated[list[str], typer.Option(
+        "--min", help="Fail (exit 1) below GROUP=FRACTION, e.g. structured=0.95 (repeatable).",
+    )] = [],  # noqa: B006 - Typer needs a literal default
 ) -> None:
     """Score planning accuracy on the evaluation cases."""
     from . import evaluate
 
     with _errors_to_exit():
+        thresholds = evaluate.parse_thresholds(minimum)
         settings = _settings()
-        cases_path = cases or _default_cases()
+        cases_path = cases or evaluate.default_cases()
         report = evaluate.run_eval(cases_path, planner=planner, settings=settings)
         if as_json:
             print(json.dumps(report.to_dict()))
         else:
             evaluate.render_report(report, out)
-
-
-def _default_cases() -> Path:
-    from .errors import ConfigError
-
-    path = Path(__file__).resolve().parent.parent / "eval" / "cases.jsonl"
-    if not path.is_file():
-        raise ConfigError("No eval/cases.jsonl beside the package; pass --cases PATH.")
-    return path
+        below = evaluate.below_thresholds(report, thresholds)
+        for line in below:
+            err.print(f"[red]below the threshold[/]: {escape(line)}")
+        if below:
+            raise typer.Exit(int(ExitStatus.ERROR))
 
 
 @app.command("bench")

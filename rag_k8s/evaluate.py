@@ -48,6 +48,14 @@ class EvalCase(BaseModel):
     expect: Expect
 
 
+def default_cases() -> Path:
+    """`eval/cases.jsonl` of the source checkout the package runs from."""
+    path = Path(__file__).resolve().parent.parent / "eval" / "cases.jsonl"
+    if not path.is_file():
+        raise ConfigError("No eval/cases.jsonl beside the package; pass --cases PATH.")
+    return path
+
+
 def load_cases(path: Path) -> list[EvalCase]:
     """Read and validate a cases file; raises ConfigError naming the line and the problem."""
     try:
@@ -169,6 +177,32 @@ class EvalReport:
             "planners": self.planner_counts(),
             "failures": [asdict(o) for o in self.failures],
         }
+
+
+def parse_thresholds(items: list[str]) -> dict[str, float]:
+    """`GROUP=FRACTION` strings (`all` for every case) as a dict; InvalidRequest naming `--min`."""
+    from .errors import InvalidRequest
+
+    out: dict[str, float] = {}
+    for item in items:
+        group, _, value = item.partition("=")
+        if group not in (*GROUPS, "all"):
+            raise InvalidRequest("--min", f"{group!r} is not a group: {', '.join(GROUPS)} or all")
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = -1.0
+        if not 0.0 <= fraction <= 1.0:
+            raise InvalidRequest("--min", f"{item!r}: give GROUP=FRACTION with 0 <= FRACTION <= 1")
+        out[group] = fraction
+    return out
+
+
+def below_thresholds(report: EvalReport, thresholds: dict[str, float]) -> list[str]:
+    """One line per group whose accuracy is under its threshold."""
+    return [f"{group}: {report.accuracy(None if group == 'all' else group):.1%} < {t:.1%}"
+            for group, t in thresholds.items()
+            if report.accuracy(None if group == "all" else group) < t]
 
 
 def run_case(case: EvalCase, settings: Settings) -> CaseOutcome:

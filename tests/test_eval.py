@@ -55,11 +55,11 @@ def test_cases_cover_every_namespace_kind_of_policy() -> None:
 
 
 def test_template_planner_meets_the_structured_threshold(template_report: EvalReport) -> None:
-    assert template_report.accuracy("structured") >= 0.95, template_report.to_dict()["failures"]
+    assert template_report.accuracy("structured") >= 0.98, template_report.to_dict()["failures"]
 
 
 def test_template_planner_meets_the_free_text_threshold(template_report: EvalReport) -> None:
-    assert template_report.accuracy("free_text") >= 0.85, template_report.to_dict()["failures"]
+    assert template_report.accuracy("free_text") >= 0.95, template_report.to_dict()["failures"]
 
 
 @pytest.mark.parametrize("group", ["refused", "confirmation"])
@@ -178,3 +178,24 @@ def test_run_eval_refuses_an_unknown_planner(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         run_eval(CASES, planner="gpt", settings=Settings.resolve())
     assert str(err.value) == "planner 'gpt' is not one of auto, template, mlx"
+
+
+def test_eval_cli_fails_below_a_threshold_and_names_the_group(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rag_k8s.cli import app
+
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(
+        '{"id": "ok", "group": "structured", "request": {"intent": "get", "resource": "node"}, '
+        '"expect": {"status": "planned", "command": "kubectl get node"}}\n'
+        '{"id": "wrong", "group": "structured", "request": {"intent": "get", "resource": "node"}, '
+        '"expect": {"status": "denied", "command": null}}\n')
+    passing = CliRunner().invoke(app, ["eval", "--cases", str(cases), "--min", "structured=0.5"])
+    assert passing.exit_code == 0, passing.stderr
+    failing = CliRunner().invoke(app, ["eval", "--cases", str(cases), "--min", "structured=0.9"])
+    assert failing.exit_code == 1
+    assert "below the threshold: structured: 50.0% < 90.0%" in failing.stderr
+    bad = CliRunner().invoke(app, ["eval", "--cases", str(cases), "--min", "everything=0.9"])
+    assert bad.exit_code == 2
+    assert "--min" in bad.stderr
