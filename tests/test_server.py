@@ -335,6 +335,46 @@ def test_real_uvicorn_server_on_a_free_port(recording_kubectl: Any) -> None:
         assert recording_kubectl.calls == [RESTART_ARGV[1:]]
         r = httpx.post(f"{base}/plan", content=b"x" * (MAX_BODY_BYTES + 1))
         assert r.status_code == 413
+        r = httpx.post(f"{base}/plan", json=RESTART_PROD, timeout=60)
+        assert (r.status_code, r.json()["status"]) == (200, "planned")
+        r = httpx.post(f"{base}/plan", content=b"{not json", timeout=60,
+                       headers={"Content-Type": "application/json"})
+        assert (r.status_code, r.json()["error"]) == (400, "invalid")
+        r = httpx.post(f"{base}/retrieve", json={"query": "why is my pod pending", "k": 2},
+                       timeout=60)
+        assert r.status_code == 200 and len(r.json()["hits"]) == 2
+        r = httpx.post(f"{base}/v1/completions", json=K8SGPT_REQUEST, timeout=60)
+        assert r.status_code == 200
+        assert set(r.json()) == {"model", "created_at", "response"}
+        assert recording_kubectl.calls == [RESTART_ARGV[1:]]  # nothing else ran kubectl
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_real_server_with_a_token_answers_401_without_it(
+    recording_kubectl: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    monkeypatch.setenv("RAG_K8S_API_TOKEN", "s3cret-token-for-tests")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings.resolve()), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.post(f"{base}/k8s-exec", json=RESTART_PROD).status_code == 401
+        assert httpx.get(f"{base}/health",
+                         headers={"Authorization": "Bearer wrong"}).status_code == 401
+        ok = httpx.get(f"{base}/health",
+                       headers={"Authorization": "Bearer s3cret-token-for-tests"})
+        assert ok.status_code == 200
+        assert recording_kubectl.calls == []
     finally:
         server.should_exit = True
         thread.join(timeout=10)
