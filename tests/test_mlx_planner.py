@@ -175,8 +175,19 @@ def test_a_card_of_another_intent_is_never_offered_for_a_structured_request(
 ) -> None:
     request = parse_request(STRUCTURED)
     schema = plan_schema(request, retrieve_request(request, settings=settings), corpus)
-    ids = [b["properties"]["card_id"]["const"] for b in schema["anyOf"]]
-    assert ids == ["scale-deployment", NONE_CARD]
+    # One branch, and no way to answer "no card fits": the request named its intent and kind.
+    assert "anyOf" not in schema
+    assert schema["properties"]["card_id"] == {"const": "scale-deployment"}
+
+
+def test_free_text_gets_the_no_card_fits_branch(settings: Settings, corpus: Corpus) -> None:
+    request = parse_request({"query": "make me a sandwich"})
+    try:
+        schema = plan_schema(request, retrieve_request(request, settings=settings), corpus)
+    except Exception as e:  # nothing retrieved fits at all: a NoMatch before any model runs
+        assert type(e).__name__ == "NoMatch"
+        return
+    assert schema["anyOf"][-1]["properties"]["card_id"] == {"const": NONE_CARD}
 
 
 def test_auto_uses_the_model_for_an_undetermined_request(

@@ -6,7 +6,7 @@ The schema makes anything else impossible: one branch per candidate card that fi
 already gives fixed as `const`, and every other slot an `enum` of the values its free text
 actually contains (words that match the slot's pattern, numbers, what the extractor read). So a
 model can choose, never invent: a name absent from the request cannot reach argv. A last branch,
-`card_id: "none"`, lets the model say that no card fits. Every string is bounded (a weak model
+`card_id: "no-card-fits"`, lets the model say that no card fits (free text only). Every string is bounded (a weak model
 never closes an unbounded string).
 """
 
@@ -17,14 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..cards import Card, Corpus, Placeholder
-from ..errors import InvalidRequest, PlannerError
+from ..cards import Card, Corpus, Placeholder, request_field
+from ..errors import InvalidRequest, NoMatch, PlannerError
 from ..request import Request
 from ..retrieve import Hit
 from .extract import NUMBER_WORDS, extract, is_candidate_name
 
 RATIONALE_MAX = 60  # a clause, not an essay: on a CPU each sampled character costs time
-NONE_CARD = "none"  # the model's way to say that no candidate card fits
+NONE_CARD = "no-card-fits"  # the model's way to say that no candidate card fits
 # Printable ASCII without `"` and `\`: no escapes for the model to get lost in.
 RATIONALE_PATTERN = r"^[ !#-\[\]-~]*$"
 # An int slot with no bounds of its own still needs some (its type's pattern allows 7 digits).
@@ -92,15 +92,17 @@ def grounded_values(slot: str, spec: Placeholder, text: str,
                     extracted: dict[str, Any]) -> list[Any]:
     """The values `slot` may take from free `text`: what the text contains that fits the slot.
 
-    Numbers for an int slot, the enum values the text names, words matching the slot's pattern
-    (not English or kubectl vocabulary), and whatever the extractor read for this slot, first.
-    A value the extractor read as another slot ("prod" in "in prod") is not offered here.
+    What the extractor read for this slot, when it read something, is the one value offered:
+    its cues ("in prod", "-c envoy", "last 50 lines") are explicit, and measured on SmolLM2 a
+    small model picks a wrong word more often than the extractor does. Otherwise a required slot
+    may take the text's words that fit its pattern (not English or kubectl vocabulary, nor a
+    value the extractor read as another slot) or its numbers; an optional slot takes nothing
+    (a model cannot tell when a flag is wanted: it filled `-l` with "list" and `-c` with "the").
     """
     found: list[Any] = []
-    elsewhere = {v for k, v in extracted.items() if k != slot and isinstance(v, (str, int))}
 
     def add(value: Any) -> None:
-        if value in found or (value in elsewhere and extracted.get(slot) != value):
+        if value in found:
             return
         try:
             spec.check(slot, value)
@@ -110,20 +112,31 @@ def grounded_values(slot: str, spec: Placeholder, text: str,
 
     if slot in extracted:
         add(extracted[slot])
+        if found:
+            return found
+    if not spec.required or not text:
+        return found
+    elsewhere = {v for k, v in extracted.items() if k != slot and isinstance(v, (str, int))}
     if spec.type == "int":
         for m in _NUMBER_RE.finditer(text):
             word = m.group(1).lower()
-            add(int(word) if word.isdigit() else NUMBER_WORDS[word])
+            value = int(word) if word.isdigit() else NUMBER_WORDS[word]
+            if value not in elsewhere:
+                add(value)
     elif spec.type == "enum":
         for value in spec.values or []:
             if re.search(r"(?<![\w-])" + re.escape(value) + r"(?![\w-])", text, re.I):
                 add(value)
-    elif spec.type != "bool":  # a flag like --previous comes from the extractor only
+    elif spec.type != "bool":
         for m in _WORD_RE.finditer(text):
+            before, after = text[m.start() - 1:m.start()], text[m.end():m.end() + 1]
+            if (before and not before.isspace()) or (after and not after.isspace()
+                                                     and after not in ".,:?!"):
+                continue  # glued to other characters ("-rf", "api;rm", "$(x)"): no one's name
             word = m.group(0).rstrip(".,:")
-            parts = [word, *word.split("/")[1:]] if "/" in word else [word]
-            for part in parts:
-                if spec.type in ("name", "namespace") and not is_candidate_name(part.lower()):
+            for part in ([word, *word.split("/")[1:]] if "/" in word else [word]):
+                if part in elsewhere or (spec.type in ("name", "namespace", "label")
+                                         and not is_candidate_name(part.lower())):
                     continue
                 add(part)
     return found[:16]  # an enum the grammar compiles fast; the text's first mentions win
@@ -132,21 +145,29 @@ def grounded_values(slot: str, spec: Placeholder, text: str,
 def card_fits(card: Card, request: Request, given: dict[str, Any]) -> bool:
     """Whether the request can be planned through `card` at all: its intent and kind agree, and
     every value the request gives has a slot on the card and fits it."""
+    return card_matches(card, request) and not card_rejects(card, given)
+
+
+def card_matches(card: Card, request: Request) -> bool:
+    """The card is of the request's intent and kind (when the request gives them)."""
     if request.intent is not None and card.intent != request.intent:
         return False
-    if request.resource is not None and card.resource not in (request.resource, "*"):
-        return False
+    return request.resource is None or card.resource in (request.resource, "*")
+
+
+def card_rejects(card: Card, given: dict[str, Any]) -> str | None:
+    """The first request value the card has no slot for or cannot take, or None."""
     for slot, value in given.items():
         spec = card.placeholders.get(slot)
         if spec is None:
             if slot == "resource" and card.resource != "*":
-                continue  # the card's own kind, checked above
-            return False
+                continue  # the card's own kind, checked by card_matches
+            return slot
         try:
             spec.check(slot, value)
         except InvalidRequest:
-            return False
-    return True
+            return slot
+    return None
 
 
 def card_branch(card: Card, given: dict[str, Any], text: str = "",
@@ -215,27 +236,52 @@ def candidate_cards(hits: list[Hit], corpus: Corpus) -> list[Card]:
 
 
 def plan_schema(request: Request, hits: list[Hit], corpus: Corpus) -> dict[str, Any]:
-    """The JSON Schema for this request: one `anyOf` branch per fitting candidate card, and the
-    `none` branch.
+    """The JSON Schema for this request: one `anyOf` branch per fitting candidate card, and for
+    free text without an intent the `none` branch.
 
-    Raises InvalidRequest when no candidate can take the request (a value it gives fits no card,
-    or a required slot has nothing in the request to fill it), naming what is missing.
+    For free text the intent and kind the extractor reads narrow the candidates the way a
+    structured request's own fields do, when some candidate is left (the model then chooses
+    among what the words allow). Raises InvalidRequest when no candidate can take the request
+    (a value it gives fits no card, or a required slot has nothing in the request to fill it),
+    naming what is missing.
     """
     given = request_values(request)
     text = request.query or ""
-    extracted = {k: v for k, v in extract(text).slots().items() if k not in given} if text else {}
-    fitting = [c for c in candidate_cards(hits, corpus) if card_fits(c, request, given)]
+    ex = extract(text) if text else None
+    extracted = {k: v for k, v in ex.slots().items() if k not in given} if ex else {}
+    offered = ", ".join(h.card_id for h in hits) or "none"
+    candidates = candidate_cards(hits, corpus)
+    if ex is not None and ex.intent is not None and request.intent is None:
+        # The card the words name ("describe service frontend") joins retrieval's candidates.
+        named = corpus.matching(ex.intent, ex.resource if ex.resource_explicit else None)
+        if len(named) <= 2:
+            candidates += [c for c in named if c not in candidates]
+    matching = [c for c in candidates if card_matches(c, request)]
+    if not matching:
+        raise NoMatch(f"no retrieved card fits this request (cards offered: {offered}); "
+                      "name the intent and resource, or rephrase the query")
+    fitting = [c for c in matching if card_rejects(c, given) is None]
+    if not fitting:
+        slot = card_rejects(matching[0], given) or "params"
+        raise InvalidRequest(request_field(slot), f"no {matching[0].intent} card can take it "
+                                                  f"(cards offered: {offered})")
+    # Free text: the intent and kind the extractor reads narrow the choice as a structured
+    # request's own fields would, when a candidate is left. Then "no card fits" is off the table.
+    sure = request.intent is not None
+    if ex is not None and request.intent is None:
+        by_intent = [c for c in fitting if c.intent == ex.intent]
+        sure = bool(by_intent)
+        fitting = by_intent or fitting
+    if ex is not None and request.resource is None and ex.resource_explicit:
+        fitting = [c for c in fitting if c.resource in (ex.resource, "*")] or fitting
     branches = [b for card in fitting if (b := card_branch(card, given, text, extracted))
                 is not None]
     if not branches:
-        offered = ", ".join(h.card_id for h in hits) or "none"
-        if fitting:
-            card = fitting[0]
-            missing = [s for s, p in card.placeholders.items() if p.required and s not in given]
-            what = missing[0] if missing else "name"
-            raise InvalidRequest(what, f"which {card.resource if what == 'name' else what}? "
-                                       f"the request does not say (cards offered: {offered})")
-        raise InvalidRequest("request", f"no retrieved card can take this request's values "
-                                        f"(cards offered: {offered}); check the intent, "
-                                        "resource and params, or rephrase the query")
+        card = fitting[0]
+        missing = [s for s, p in card.placeholders.items() if p.required and s not in given]
+        what = missing[0] if missing else "name"
+        raise InvalidRequest(what, f"which {card.resource if what == 'name' else what}? "
+                                   f"the request does not say (cards offered: {offered})")
+    if sure:
+        return branches[0] if len(branches) == 1 else {"anyOf": branches}
     return {"anyOf": [*branches, none_branch()]}
