@@ -321,7 +321,7 @@ def render_tail_table(entries: list[dict[str, Any]]) -> Table:
     from rich.table import Table
 
     styles = {"INFO": "green", "WARNING": "yellow", "ERROR": "red"}
-    table = Table(title="rag-k8s audit log")
+    table = Table(title="rag-k8s audit log (times in UTC)")
     for column in ("time", "status", "intent", "namespace", "exit", "duration", "operation"):
         table.add_column(column, no_wrap=True)
     # Only the command folds, so narrow terminals keep the short columns readable.
@@ -330,7 +330,7 @@ def render_tail_table(entries: list[dict[str, Any]]) -> Table:
         duration = e.get("duration")
         style = styles.get(str(e.get("level")), "white")
         cells = [
-            str(e.get("timestamp", ""))[:23].replace("T", " "),
+            str(e.get("timestamp", ""))[5:19].replace("T", " "),  # MM-DD HH:MM:SS, UTC
             str(e.get("intent") or ""),
             str(e.get("namespace") or ""),
             # A refusal has no command to show when nothing was planned: show why instead.
