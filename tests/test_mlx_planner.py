@@ -24,7 +24,7 @@ from rag_k8s.planner.constrained import generate
 from rag_k8s.planner.mlx import (
     MAX_TOKENS, build_prompt, load_model, plan_with_mlx_traced, resolve_model,
 )
-from rag_k8s.planner.schema import NONE_CARD, candidate_cards, plan_schema
+from rag_k8s.planner.schema import NONE_CARD, plan_schema, schema_cards
 from rag_k8s.request import parse_request
 from rag_k8s.retrieve import retrieve_request
 
@@ -62,7 +62,7 @@ def _schema_and_prompt(payload: dict[str, Any], settings: Settings,
     hits = retrieve_request(request, settings=settings)
     schema = plan_schema(request, hits, corpus)
     model, tokenizer = load_model(resolve_model(settings))
-    prompt = build_prompt(tokenizer, request, candidate_cards(hits, corpus),
+    prompt = build_prompt(tokenizer, request, schema_cards(schema, corpus),
                           {h.card_id: h.snippet for h in hits})
     return schema, prompt, model, tokenizer
 

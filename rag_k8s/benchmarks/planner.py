@@ -74,7 +74,7 @@ def _mlx_rows(settings: Settings, model_dir: Path) -> list[str]:
         MAX_TOKENS, TEMPERATURE, build_prompt, load_model, plan_with_mlx_traced,
     )
     from ..planner.runtime import use_fast_blas
-    from ..planner.schema import candidate_cards
+    from ..planner.schema import plan_schema, schema_cards
     from ..request import parse_request
     from ..retrieve import retrieve_request
 
@@ -106,10 +106,8 @@ def _mlx_rows(settings: Settings, model_dir: Path) -> list[str]:
     for text in FREE_TEXT[:3]:
         request = parse_request({"query": text})
         hits = retrieve_request(request, settings=mlx_settings)
-        from ..planner.schema import plan_schema
-
         schema = plan_schema(request, hits, corpus)
-        prompt = build_prompt(tokenizer, request, candidate_cards(hits, corpus),
+        prompt = build_prompt(tokenizer, request, schema_cards(schema, corpus),
                               {h.card_id: h.snippet for h in hits})
         c = generate(model, tokenizer, prompt, schema=schema, max_tokens=MAX_TOKENS,
                      temperature=TEMPERATURE, seed=0)

@@ -25,7 +25,7 @@ from ..request import Request
 from ..retrieve import Hit
 from .constrained import Generation, PromptKV, generate
 from .runtime import has_metal, prepare_for_cpu, use_fast_blas
-from .schema import NONE_CARD, PlanChoice, candidate_cards, plan_schema, request_values
+from .schema import NONE_CARD, PlanChoice, plan_schema, request_values, schema_cards
 
 if TYPE_CHECKING:
     from . import Plan
@@ -216,8 +216,8 @@ def plan_with_mlx_traced(
 
     t0 = time.perf_counter()
     path = resolve_model(settings)
-    cards = candidate_cards(hits, corpus)
     schema = plan_schema(request, hits, corpus)
+    cards = schema_cards(schema, corpus)  # the prompt shows exactly what the grammar allows
     model, tokenizer = load_model(path)
     snippets = {h.card_id: h.snippet for h in hits}
     prompt = build_prompt(tokenizer, request, cards, snippets)
@@ -238,7 +238,8 @@ def plan_with_mlx_traced(
         scores = {h.card_id: h.score for h in hits}
         plan = Plan(
             card_id=card.id, argv=argv, risk_level=card.risk_level, planner="mlx",
-            sources=[{"card_id": c.id, "score": round(float(scores[c.id]), 4)} for c in cards],
+            sources=[{"card_id": c.id, "score": round(float(scores.get(c.id, 0.0)), 4)}
+                     for c in cards],
             rationale=choice.rationale.strip(), slots=dict(choice.slots),
         )
         return plan, trace

@@ -285,3 +285,9 @@ def plan_schema(request: Request, hits: list[Hit], corpus: Corpus) -> dict[str, 
     if sure:
         return branches[0] if len(branches) == 1 else {"anyOf": branches}
     return {"anyOf": [*branches, none_branch()]}
+
+
+def schema_cards(schema: dict[str, Any], corpus: Corpus) -> list[Card]:
+    """The cards a plan schema lets the model choose, in its order (`no-card-fits` left out)."""
+    ids = [b["properties"]["card_id"]["const"] for b in schema.get("anyOf", [schema])]
+    return [corpus.get(i) for i in ids if i != NONE_CARD]
