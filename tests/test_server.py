@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from datetime import datetime, timezone
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, Iterator
 
@@ -314,7 +315,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_real_uvicorn_server_on_a_free_port(recording_kubectl: Any) -> None:
+@contextmanager
+def _serving() -> Iterator[str]:
+    """The real app on a real uvicorn socket on a free loopback port; yields its base URL."""
     import uvicorn
 
     port = _free_port()
@@ -327,7 +330,14 @@ def test_real_uvicorn_server_on_a_free_port(recording_kubectl: Any) -> None:
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.05)
         assert server.started
-        base = f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_real_uvicorn_server_on_a_free_port(recording_kubectl: Any) -> None:
+    with _serving() as base:
         assert httpx.get(f"{base}/health").json()["status"] == "ok"
         r = httpx.post(f"{base}/k8s-exec", json=RESTART_PROD, timeout=60)
         assert r.status_code == 200
@@ -347,27 +357,13 @@ def test_real_uvicorn_server_on_a_free_port(recording_kubectl: Any) -> None:
         assert r.status_code == 200
         assert set(r.json()) == {"model", "created_at", "response"}
         assert recording_kubectl.calls == [RESTART_ARGV[1:]]  # nothing else ran kubectl
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_real_server_with_a_token_answers_401_without_it(
     recording_kubectl: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import uvicorn
-
     monkeypatch.setenv("RAG_K8S_API_TOKEN", "s3cret-token-for-tests")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings.resolve()), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        base = f"http://127.0.0.1:{port}"
+    with _serving() as base:
         assert httpx.post(f"{base}/k8s-exec", json=RESTART_PROD).status_code == 401
         assert httpx.get(f"{base}/health",
                          headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -375,9 +371,6 @@ def test_real_server_with_a_token_answers_401_without_it(
                        headers={"Authorization": "Bearer s3cret-token-for-tests"})
         assert ok.status_code == 200
         assert recording_kubectl.calls == []
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.mark.parametrize("route", ["/plan", "/k8s-exec"])
