@@ -1,13 +1,13 @@
 """The plan the model emits, and the per-request JSON Schema that constrains it.
 
-The model never writes a command: it picks one of the retrieved cards and fills that card's slots.
-The schema makes anything else impossible: one branch per candidate card that fits the request
-(its intent and kind, and a slot for every param given), `card_id` a `const`, values the request
-already gives fixed as `const`, and every other slot an `enum` of the values its free text
-actually contains (words that match the slot's pattern, numbers, what the extractor read). So a
-model can choose, never invent: a name absent from the request cannot reach argv. A last branch,
-`card_id: "no-card-fits"`, lets the model say that no card fits (free text only). Every string is bounded (a weak model
-never closes an unbounded string).
+The model never writes a command: it picks one of the candidate cards and fills that card's
+slots. The schema makes anything else impossible: one branch per candidate that fits the request
+(its intent and kind, and a slot for every param given), `card_id` a `const`, the request's own
+values `const`, and every other slot an `enum` of values grounded in the free text (what the
+extractor read, else the text's words and numbers that fit the slot; see `grounded_values`). So
+a model can choose, never invent: a name absent from the request cannot reach argv. For free
+text whose intent is unclear a last branch, `card_id: "no-card-fits"`, lets the model decline.
+Every string is bounded (a weak model never closes an unbounded string).
 """
 
 from __future__ import annotations
