@@ -22,6 +22,8 @@ MAX_HITS = 4
 SNIPPET_BUDGET = 1200  # tokens, for all snippets together (counted with the embedder's tokenizer)
 KIND_BONUS = 0.05  # the query names the card's kind
 KEYWORD_BONUS = 0.05  # the query holds one of the card's keywords (or its intent's name)
+# Free text with no recognisable intent must be at least this close to a card to be planned.
+MIN_FREE_TEXT_SCORE = 0.35
 EXACT_ROWS = 4096  # up to this many index rows, every row is scored
 CANDIDATE_ROWS = 512  # above it, the rows FAISS returns pick the cards to score exactly
 

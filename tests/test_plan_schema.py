@@ -117,3 +117,9 @@ def test_grounded_values(corpus: Corpus, slot: str, text: str, extracted: dict[s
                          values: list[Any]) -> None:
     card = corpus.get("scale-deployment" if slot == "replicas" else "restart-deployment")
     assert grounded_values(slot, card.placeholders[slot], text, extracted) == values
+
+
+def test_free_text_that_says_nothing_needs_a_close_card(corpus: Corpus) -> None:
+    request = parse_request({"query": "make me a sandwich"})
+    with pytest.raises(NoMatch):
+        plan_schema(request, [Hit("delete-cronjob", 0.2, ""), Hit("get-pod", 0.18, "")], corpus)

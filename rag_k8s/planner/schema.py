@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..cards import Card, Corpus, Placeholder, request_field
 from ..errors import InvalidRequest, NoMatch, PlannerError
 from ..request import Request
-from ..retrieve import Hit
+from ..retrieve import MIN_FREE_TEXT_SCORE, Hit
 from .extract import NUMBER_WORDS, extract, is_candidate_name
 
 RATIONALE_MAX = 60  # a clause, not an essay: on a CPU each sampled character costs time
@@ -251,6 +251,10 @@ def plan_schema(request: Request, hits: list[Hit], corpus: Corpus) -> dict[str, 
     extracted = {k: v for k, v in ex.slots().items() if k not in given} if ex else {}
     offered = ", ".join(h.card_id for h in hits) or "none"
     candidates = candidate_cards(hits, corpus)
+    if request.intent is None and (ex is None or ex.intent is None):
+        # Nothing says what to do: only cards retrieval finds close enough, as for the template.
+        close = {h.card_id for h in hits if h.score >= MIN_FREE_TEXT_SCORE}
+        candidates = [c for c in candidates if c.id in close]
     if ex is not None and ex.intent is not None and request.intent is None:
         # The card the words name ("describe service frontend") joins retrieval's candidates.
         named = corpus.matching(ex.intent, ex.resource if ex.resource_explicit else None)

@@ -16,6 +16,7 @@ from ..cards import Card, Corpus, request_field
 from ..config import Settings
 from ..errors import InvalidRequest, NoMatch, RagK8sError
 from ..request import Request, parse_request
+from ..retrieve import MIN_FREE_TEXT_SCORE
 from . import Plan
 from .extract import Extraction, extract
 
@@ -31,8 +32,6 @@ DEFAULT_KIND: dict[str, str] = {
 }
 # Kinds these intents act on, whatever the text says (so nothing is guessed).
 ONLY_KIND: dict[str, str] = {"drain": "node", "cordon": "node", "uncordon": "node"}
-# Free text with no recognisable intent must be at least this close to a card to be planned.
-MIN_FREE_TEXT_SCORE = 0.35
 
 RetrieveFn = Callable[..., list[Any]]
 
