@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -353,21 +355,47 @@ def card_json_schema() -> dict[str, Any]:
 
 
 _CORPUS_CACHE: dict[Path, tuple[tuple[tuple[str, int, int], ...], Corpus]] = {}
+# Past this many cards the file-by-file check costs more than a retrieval (10,000 cards: ~45 ms),
+# so it runs at most every RECHECK_SECONDS; a file added, removed or renamed changes the
+# directory's mtime and is seen at once.
+BIG_CORPUS = 1000
+RECHECK_SECONDS = 2.0
+_CHECKED: dict[Path, tuple[int, float]] = {}  # dir -> (its mtime_ns, when last checked)
 
 
 def _signature(cards_dir: Path) -> tuple[tuple[str, int, int], ...]:
-    return tuple(
-        (p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(cards_dir.glob("*.yaml"))
-    )
+    """Name, mtime and size of every card file: checked on every call, so it must stay cheap
+    (os.scandir and one stat per file: ~10 ms for 10,000 cards, where pathlib took ~300)."""
+    found = []
+    with os.scandir(cards_dir) as entries:
+        for entry in entries:
+            if entry.name.endswith(".yaml"):
+                st = entry.stat()
+                found.append((entry.name, st.st_mtime_ns, st.st_size))
+    found.sort()
+    return tuple(found)
 
 
 def cached_corpus(cards_dir: Path) -> Corpus:
-    """`load_corpus`, reloaded only when a card file is added, removed or changed."""
+    """`load_corpus`, reloaded only when a card file is added, removed or changed (for a corpus
+    of more than BIG_CORPUS cards, an edit in place is seen within RECHECK_SECONDS)."""
     key = cards_dir.resolve()
-    sig = _signature(key) if key.is_dir() else ()
     hit = _CORPUS_CACHE.get(key)
-    if hit is not None and hit[0] == sig:
-        return hit[1]
-    corpus = load_corpus(key)
-    _CORPUS_CACHE[key] = (sig, corpus)
-    return corpus
+    now = time.monotonic()
+    if hit is not None and len(hit[1].cards) > BIG_CORPUS:
+        checked = _CHECKED.get(key)
+        try:
+            dir_mtime = key.stat().st_mtime_ns
+        except OSError:
+            dir_mtime = -1
+        if checked is not None and checked[0] == dir_mtime and now - checked[1] < RECHECK_SECONDS:
+            return hit[1]
+    sig = _signature(key) if key.is_dir() else ()
+    if hit is None or hit[0] != sig:
+        hit = (sig, load_corpus(key))
+        _CORPUS_CACHE[key] = hit
+    try:
+        _CHECKED[key] = (key.stat().st_mtime_ns, now)
+    except OSError:
+        _CHECKED.pop(key, None)
+    return hit[1]

@@ -478,3 +478,34 @@ def test_real_kubectl_accepts_the_fullest_argv_of_every_card(
     assert "unknown flag" not in proc.stderr and "Usage:" not in proc.stderr
     last_line = proc.stderr.strip().splitlines()[-1]
     assert last_line.startswith("The connection to the server 127.0.0.1:")
+
+
+def test_a_big_corpus_sees_new_files_at_once_and_edits_within_the_recheck_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag_k8s import cards
+
+    cards_dir = tmp_path / "cards"
+    cards_dir.mkdir()
+    for name in ("get-pod", "get-node"):
+        shutil.copy(REPO / "cards" / f"{name}.yaml", cards_dir)
+    monkeypatch.setattr(cards, "BIG_CORPUS", 1)  # two cards count as big here
+    monkeypatch.setattr(cards, "RECHECK_SECONDS", 3600.0)
+    first = cards.cached_corpus(cards_dir)
+    assert [c.id for c in first.cards] == ["get-node", "get-pod"]
+
+    path = cards_dir / "get-pod.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["description"] = "An edited description: list the pods of one namespace."
+    path.write_text(yaml.safe_dump(data, sort_keys=False))  # in place: the directory is unchanged
+    assert cards.cached_corpus(cards_dir) is first  # within the interval: not re-read
+
+    shutil.copy(REPO / "cards" / "get-service.yaml", cards_dir)  # the directory changes
+    second = cards.cached_corpus(cards_dir)
+    assert [c.id for c in second.cards] == ["get-node", "get-pod", "get-service"]
+    assert second.get("get-pod").description == data["description"]
+
+    monkeypatch.setattr(cards, "RECHECK_SECONDS", 0.0)
+    data["description"] = "Edited again: list the pods of one namespace, with their status."
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert cards.cached_corpus(cards_dir).get("get-pod").description == data["description"]
