@@ -211,3 +211,48 @@ def test_auto_takes_the_template_path_without_loading_the_model_when_determined(
     settings = Settings.resolve(planner="auto", model=str(tiny_model))
     plan = make_plan(parse_request(STRUCTURED), settings=settings, corpus=corpus)
     assert plan.planner == "template"
+
+
+def _hub_cache_with(model_dir: Path, cache: Path, repo_id: str) -> Path:
+    """Lay `model_dir` out as the Hugging Face cache holds a downloaded repo (what a user's Mac
+    has after the first run); returns the snapshot folder."""
+    import shutil
+
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / revision
+    shutil.copytree(model_dir, snapshot)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot
+
+
+def test_a_hub_id_in_the_local_cache_loads_without_a_download(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, corpus: Corpus
+) -> None:
+    from rag_k8s.planner.mlx import model_available
+
+    cache = tmp_path / "hf-cache"
+    snapshot = _hub_cache_with(tiny_model, cache, "mlx-community/tiny-test-4bit")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    settings = Settings.resolve(planner="mlx", model="mlx-community/tiny-test-4bit")
+    assert model_available(settings)
+    assert resolve_model(settings) == str(snapshot)
+    plan = make_plan(parse_request(STRUCTURED), settings=settings, corpus=corpus)
+    assert plan.planner == "mlx"
+
+
+def test_a_hub_id_not_in_the_cache_offline_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag_k8s.errors import ModelNotFound
+    from rag_k8s.planner.mlx import model_available
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    settings = Settings.resolve(planner="mlx", model="mlx-community/Llama-3.2-3B-Instruct-4bit")
+    assert not model_available(settings)
+    with pytest.raises(ModelNotFound) as err:
+        resolve_model(settings)
+    assert str(err.value).startswith(
+        "model mlx-community/Llama-3.2-3B-Instruct-4bit is not in the local Hugging Face cache "
+        "and HF_HUB_OFFLINE is set: run once online on your Mac to download it")
