@@ -64,7 +64,8 @@ def test_no_name_is_read_out_of_shell_punctuation(corpus: Corpus, query: str) ->
     with pytest.raises(InvalidRequest) as err:
         plan_schema(parse_request({"query": query}), hits("restart-deployment"), corpus)
     assert err.value.field == "name"
-    assert str(err.value).startswith("name: which deployment? the request does not say")
+    assert str(err.value).startswith(
+        "name: which deployment? give its name (the request does not say; cards offered: ")
 
 
 def test_a_structured_request_gets_no_way_to_say_no_card_fits(corpus: Corpus) -> None:
@@ -123,3 +124,36 @@ def test_free_text_that_says_nothing_needs_a_close_card(corpus: Corpus) -> None:
     request = parse_request({"query": "make me a sandwich"})
     with pytest.raises(NoMatch):
         plan_schema(request, [Hit("delete-cronjob", 0.2, ""), Hit("get-pod", 0.18, "")], corpus)
+
+
+def test_free_text_without_a_verb_is_offered_only_read_only_cards(corpus: Corpus) -> None:
+    request = parse_request({"query": "deployment api in dev"})
+    schema = plan_schema(request, [Hit("delete-deployment", 0.6, ""),
+                                   Hit("describe-deployment", 0.55, ""),
+                                   Hit("get-deployment", 0.5, "")], corpus)
+    assert list(branches(schema)) == ["describe-deployment", "get-deployment", NONE_CARD]
+
+
+def test_a_duration_is_not_a_replica_count(corpus: Corpus) -> None:
+    request = parse_request({"intent": "scale", "resource": "deployment", "namespace": "dev",
+                             "name": "web", "query": "it has been down 10m, bring it back"})
+    with pytest.raises(InvalidRequest) as err:
+        plan_schema(request, hits("scale-deployment"), corpus)
+    assert err.value.field == "params.replicas"
+    assert str(err.value).startswith("params.replicas: give params.replicas")
+
+
+def test_the_question_names_the_slot_the_request_lacks(corpus: Corpus) -> None:
+    with pytest.raises(InvalidRequest) as err:
+        plan_schema(parse_request({"query": "restart the api deployment"}),
+                    hits("restart-deployment"), corpus)
+    assert err.value.field == "namespace"
+    assert str(err.value).startswith("namespace: which namespace?")
+
+
+def test_a_namespace_on_a_cluster_scoped_card_is_ignored_as_the_template_does(
+    corpus: Corpus,
+) -> None:
+    request = parse_request({"intent": "top", "resource": "node", "namespace": "dev"})
+    schema = plan_schema(request, hits("top-node"), corpus)
+    assert schema["properties"]["card_id"] == {"const": "top-node"}

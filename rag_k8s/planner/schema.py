@@ -85,7 +85,8 @@ def slot_schema(spec: Placeholder) -> dict[str, Any]:
 
 # Words of the free text, with the characters names, images, selectors and durations use.
 _WORD_RE = re.compile(r"[A-Za-z0-9][\w./:@=,+-]*")
-_NUMBER_RE = re.compile(r"(?<![\w.-])(\d+|" + "|".join(NUMBER_WORDS) + r")(?![\w.-]\w)", re.I)
+# A number standing alone: not the 10 of "10m", the 0 of "worker-0" or the 1 of "1.27".
+_NUMBER_RE = re.compile(r"(?<![\w.-])(\d+|" + "|".join(NUMBER_WORDS) + r")(?![\w-]|\.\w)", re.I)
 
 
 def grounded_values(slot: str, spec: Placeholder, text: str,
@@ -142,12 +143,6 @@ def grounded_values(slot: str, spec: Placeholder, text: str,
     return found[:16]  # an enum the grammar compiles fast; the text's first mentions win
 
 
-def card_fits(card: Card, request: Request, given: dict[str, Any]) -> bool:
-    """Whether the request can be planned through `card` at all: its intent and kind agree, and
-    every value the request gives has a slot on the card and fits it."""
-    return card_matches(card, request) and not card_rejects(card, given)
-
-
 def card_matches(card: Card, request: Request) -> bool:
     """The card is of the request's intent and kind (when the request gives them)."""
     if request.intent is not None and card.intent != request.intent:
@@ -162,6 +157,8 @@ def card_rejects(card: Card, given: dict[str, Any]) -> str | None:
         if spec is None:
             if slot == "resource" and card.resource != "*":
                 continue  # the card's own kind, checked by card_matches
+            if slot == "namespace":
+                continue  # a cluster-scoped card: the namespace does not apply (as in template)
             return slot
         try:
             spec.check(slot, value)
@@ -252,9 +249,10 @@ def plan_schema(request: Request, hits: list[Hit], corpus: Corpus) -> dict[str, 
     offered = ", ".join(h.card_id for h in hits) or "none"
     candidates = candidate_cards(hits, corpus)
     if request.intent is None and (ex is None or ex.intent is None):
-        # Nothing says what to do: only cards retrieval finds close enough, as for the template.
+        # Nothing says what to do: only cards retrieval finds close enough, as for the template,
+        # and only read-only ones ("deployment api in dev" must never become a delete).
         close = {h.card_id for h in hits if h.score >= MIN_FREE_TEXT_SCORE}
-        candidates = [c for c in candidates if c.id in close]
+        candidates = [c for c in candidates if c.id in close and not c.mutating]
     if ex is not None and ex.intent is not None and request.intent is None:
         # The card the words name ("describe service frontend") joins retrieval's candidates.
         named = corpus.matching(ex.intent, ex.resource if ex.resource_explicit else None)
@@ -282,10 +280,12 @@ def plan_schema(request: Request, hits: list[Hit], corpus: Corpus) -> dict[str, 
                 is not None]
     if not branches:
         card = fitting[0]
-        missing = [s for s, p in card.placeholders.items() if p.required and s not in given]
-        what = missing[0] if missing else "name"
-        raise InvalidRequest(what, f"which {card.resource if what == 'name' else what}? "
-                                   f"the request does not say (cards offered: {offered})")
+        slot = next((s for s, p in card.placeholders.items() if p.required and s not in given
+                     and not grounded_values(s, p, text, extracted)), "name")
+        question = {"name": f"which {card.resource}? give its name",
+                    "namespace": "which namespace?"}.get(slot, f"give {request_field(slot)}")
+        raise InvalidRequest(request_field(slot), f"{question} (the request does not say; "
+                                                  f"cards offered: {offered})")
     if sure:
         return branches[0] if len(branches) == 1 else {"anyOf": branches}
     return {"anyOf": [*branches, none_branch()]}
