@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import threading
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -361,6 +362,7 @@ _CORPUS_CACHE: dict[Path, tuple[tuple[tuple[str, int, int], ...], Corpus]] = {}
 BIG_CORPUS = 1000
 RECHECK_SECONDS = 2.0
 _CHECKED: dict[Path, tuple[int, float]] = {}  # dir -> (its mtime_ns, when last checked)
+_CORPUS_LOCK = threading.Lock()
 
 
 def _signature(cards_dir: Path) -> tuple[tuple[str, int, int], ...]:
@@ -390,12 +392,14 @@ def cached_corpus(cards_dir: Path) -> Corpus:
             dir_mtime = -1
         if checked is not None and checked[0] == dir_mtime and now - checked[1] < RECHECK_SECONDS:
             return hit[1]
-    sig = _signature(key) if key.is_dir() else ()
-    if hit is None or hit[0] != sig:
-        hit = (sig, load_corpus(key))
-        _CORPUS_CACHE[key] = hit
-    try:
-        _CHECKED[key] = (key.stat().st_mtime_ns, now)
-    except OSError:
-        _CHECKED.pop(key, None)
-    return hit[1]
+    with _CORPUS_LOCK:  # after an edit, concurrent requests reload the corpus once, not each
+        hit = _CORPUS_CACHE.get(key)
+        sig = _signature(key) if key.is_dir() else ()
+        if hit is None or hit[0] != sig:
+            hit = (sig, load_corpus(key))
+            _CORPUS_CACHE[key] = hit
+        try:
+            _CHECKED[key] = (key.stat().st_mtime_ns, now)
+        except OSError:
+            _CHECKED.pop(key, None)
+        return hit[1]

@@ -372,9 +372,6 @@ def load_index(settings: Settings) -> LoadedIndex:
         import faiss
         import numpy as np
 
-        # One query is too small to share out: with OpenMP threads a search over 20,000 rows took
-        # 3 ms idle and 14 under load, on one thread 1.4 ms.
-        faiss.omp_set_num_threads(1)
         # A concurrent build may remove the files an older manifest names: re-read once.
         for attempt in (1, 2):
             manifest = _read_manifest(index_dir)

@@ -74,9 +74,10 @@ def redact(text: str) -> str:
         return text
     if "Secret" in text:
         # JSON first: the YAML pass leaves a multi-line JSON object to it (see _opens_json).
-        if '"Secret"' in text:
+        json_done = '"Secret"' in text
+        if json_done:
             text = _redact_json_secret_data(text)
-        text = _redact_yaml_secret_data(text)
+        text = _redact_yaml_secret_data(text, json_done=json_done)
     text = _PEM_PRIVATE.sub(lambda m: f"-----BEGIN {m.group(1)}-----{REDACTED}", text)
     text = _JSON_KV.sub(
         lambda m: f'"{m[1]}"{m[2]}{REDACTED}"' if is_credential_key(m[1]) else m[0], text
@@ -205,7 +206,7 @@ def _opens_json(lines: list[str], kl: _KeyLine) -> bool:
     return False
 
 
-def _redact_yaml_secret_data(text: str) -> str:
+def _redact_yaml_secret_data(text: str, *, json_done: bool = False) -> str:
     lines = text.splitlines(keepends=True)
     keys = {i: kl for i, line in enumerate(lines) if (kl := _parse_key_line(i, line))}
     block_of = _mapping_blocks(lines, keys)
@@ -218,7 +219,7 @@ def _redact_yaml_secret_data(text: str) -> str:
     for kl in keys.values():
         if kl.key not in _SECRET_DATA_KEYS or block_of[kl.index] not in secret_blocks:
             continue
-        if _opens_json(lines, kl):
+        if json_done and _opens_json(lines, kl):
             continue  # `"data": {` with quoted keys below: the JSON pass redacted it
         if kl.value and kl.value != "{}" and not _unclosed_flow(kl.value):
             replace.add(kl.index)  # inline flow mapping: `data: {password: aGk=}`

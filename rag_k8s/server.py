@@ -12,7 +12,6 @@ import ipaddress
 import json
 import logging
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -82,7 +81,6 @@ class ServerState:
     embedder_loaded: bool = False
     model: Any = None  # the loaded MLX model bundle, when one is loaded
     model_id: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def preload(self) -> None:
         """Load the embedder and, when one is available locally, the MLX model."""
@@ -93,8 +91,9 @@ class ServerState:
         from .planner import mlx as mlx_planner
 
         if self.settings.planner != "template" and mlx_planner.model_available(self.settings):
-            self.model = mlx_planner.load_model(self.settings.model)
-            self.model_id = self.settings.model
+            path = mlx_planner.resolve_model(self.settings)  # the key the planner loads it by
+            self.model = mlx_planner.load_model(path)
+            self.model_id = path
             log.info("loaded MLX model %s", self.model_id)
         else:
             log.info("no MLX model loaded (planner=%s, model=%s)", self.settings.planner,
@@ -437,24 +436,34 @@ def _display_command(card: Any, known: dict[str, Any] | None = None) -> str:
     return " ".join(words)
 
 
+_POD_NAME = r"([a-z0-9](?:[-a-z0-9.]*[a-z0-9])?)"
+_NS_NAME = r"([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)"
+
+
 def _error_facts(text: str) -> dict[str, Any]:
-    """Names the error text gives (the pod, its namespace), read by the free-text extractor."""
+    """The pod and namespace an error text names, from its explicit spellings only: the
+    kubelet's `name_namespace(uid)`, `pod ns/name`, `pod/name`, `pod name`, `namespace ns`, and
+    the extractor's namespace cues ("in prod", "-n prod"). Guessing a name is worse than <name>.
+    """
     from .planner.extract import extract
 
     facts: dict[str, Any] = {}
-    # The kubelet's "name_namespace(uid)" spelling of a pod, as in k8sgpt's event messages.
-    m = re.search(r"\b([a-z0-9](?:[-a-z0-9.]*[a-z0-9])?)_([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\(", text)
+    m = re.search(rf"\b{_POD_NAME}_{_NS_NAME}\(", text)
     if m:
         facts = {"name": m.group(1), "namespace": m.group(2)}
-    for k, v in extract(text).slots().items():
-        if k in ("name", "namespace"):
-            facts.setdefault(k, v)
-    m = re.search(r"\b(?:pod|pods)[/ ]\"?([a-z0-9](?:[-a-z0-9.]*[a-z0-9])?)", text)
-    if m and "name" not in facts:
-        facts["name"] = m.group(1)
-    m = re.search(r"\bnamespace[ :=]\"?([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)", text, re.I)
-    if m and "namespace" not in facts:
-        facts["namespace"] = m.group(1)
+    m = re.search(rf"\bpods?[/ ]\"?{_NS_NAME}/{_POD_NAME}\b", text)
+    if m:
+        facts.setdefault("namespace", m.group(1))
+        facts.setdefault("name", m.group(2))
+    m = re.search(rf"\bpods?[/ ]\"?{_POD_NAME}(?![/\w-])", text)
+    if m and re.search(r"\d", m.group(1)):  # pod names carry a hash or an ordinal
+        facts.setdefault("name", m.group(1))
+    m = re.search(rf"\bnamespaces?[ :=/]\"?{_NS_NAME}\b", text, re.I)
+    if m:
+        facts.setdefault("namespace", m.group(1))
+    namespace = extract(text).namespace
+    if namespace:
+        facts.setdefault("namespace", namespace)
     return facts
 
 
@@ -505,7 +514,9 @@ def explain(text: str, state: ServerState) -> tuple[str, str]:
     answer = f"Error: {short}\n\n{explanation}\n\nRead-only commands to investigate:\n{listing}"
     if state.model is not None:
         # A small local model adds its reading; the known signature and the commands stay first.
-        with state.lock:  # one generation at a time on the shared model
+        from .planner.mlx import generation_lock
+
+        with generation_lock(str(state.model_id)):  # the planner shares the model: one at a time
             generated = _generate_explanation(state, text, commands)
         name = Path(str(state.model_id)).name
         return (f"{answer}\n\nThe local model's reading ({name}): {generated.strip()}\n\n"

@@ -307,3 +307,8 @@ def test_multiline_json_secret_with_kind_last_is_redacted_and_stays_json(text: s
 def test_multiline_yaml_flow_mapping_in_a_secret_is_redacted() -> None:
     text = "kind: Secret\ndata: {\n  password: aHVudGVyMg==\n}\n"
     assert "aHVudGVyMg==" not in redact(text)
+
+
+def test_yaml_secret_with_a_json_style_data_block_is_still_redacted() -> None:
+    text = 'kind: Secret\ndata: {\n  "foo": "YmFy"\n}\n'
+    assert "YmFy" not in redact(text)

@@ -410,3 +410,21 @@ def test_openapi_says_created_at_is_a_date_time(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     assert doc["components"]["schemas"]["CompletionOut"]["properties"]["created_at"][
         "format"] == "date-time"
+
+
+@pytest.mark.parametrize(
+    ("text", "facts"),
+    [
+        ("Back-off restarting failed container nginx in pod web-7d9f8b6c5-x2x9z_default(0b1c)",
+         {"name": "web-7d9f8b6c5-x2x9z", "namespace": "default"}),
+        ("the pod default/web-7d9f8b6c5-x2x9z is in CrashLoopBackOff",
+         {"name": "web-7d9f8b6c5-x2x9z", "namespace": "default"}),
+        ("pod/api-0 in namespace staging is Pending", {"name": "api-0", "namespace": "staging"}),
+        ("StatefulSet uses the service prod/db which does not exist", {}),
+        ("Simplify the following Kubernetes error message; --- Back-off restarting ---.", {}),
+    ],
+)
+def test_k8sgpt_reads_only_the_names_an_error_spells_out(text: str, facts: dict[str, str]) -> None:
+    from rag_k8s.server import _error_facts
+
+    assert _error_facts(text) == facts

@@ -124,8 +124,14 @@ def load_model(path_or_id: str) -> tuple[Any, Any]:
                                 f"{_not_found_hint()}") from None
         model, tokenizer = prepare_for_cpu(loaded[0])[0], loaded[1]
         _MODELS[path_or_id] = (model, tokenizer)
-        _KV[path_or_id] = PromptKV()
+        _KV.setdefault(path_or_id, PromptKV())
         return model, tokenizer
+
+
+def generation_lock(path: str) -> threading.Lock:
+    """The lock every generation on the model loaded from `path` holds (planner and k8sgpt)."""
+    with _LOAD_LOCK:
+        return _KV.setdefault(path, PromptKV()).lock
 
 
 def card_line(card: Card) -> str:

@@ -16,6 +16,7 @@ import glob
 import logging
 import os
 import sys
+import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 DEQUANTIZE_MAX_BYTES = 4 * 2**30
 
 _BLAS: dict[str, str | None] = {}
+_BLAS_LOCK = threading.Lock()
 
 
 def use_fast_blas() -> str | None:
@@ -33,9 +35,13 @@ def use_fast_blas() -> str | None:
     dynamic linker binds libmlx's undefined BLAS symbols to it. Returns its path, or None
     where it does not apply (macOS, MLX already imported, no OpenBLAS found).
     """
-    if "path" in _BLAS:
+    with _BLAS_LOCK:  # a second thread must not import mlx.core while the first preloads
+        if "path" not in _BLAS:
+            _BLAS["path"] = _preload_openblas()
         return _BLAS["path"]
-    _BLAS["path"] = None
+
+
+def _preload_openblas() -> str | None:
     if not sys.platform.startswith("linux"):
         return None
     if "mlx.core" in sys.modules:
@@ -55,7 +61,6 @@ def use_fast_blas() -> str | None:
     except OSError as e:
         log.debug("OpenBLAS preload failed (%s); MLX keeps its reference BLAS", e)
         return None
-    _BLAS["path"] = found[0]
     return found[0]
 
 
@@ -67,16 +72,14 @@ def has_metal() -> bool:
 
 
 def _quantized_params(model: Any) -> int:
-    """How many weights the model holds in quantized layers (0 when none)."""
-    import mlx.nn as nn
-    from mlx.utils import tree_flatten
-
+    """How many weights the model holds in quantized layers (0 when none): every module with
+    packed weights and a bit width (linear, embedding, and the experts of a mixture)."""
     total = 0
     for _, module in model.named_modules():
-        if isinstance(module, (nn.QuantizedLinear, nn.QuantizedEmbedding)):
-            bits = int(module.bits)
-            total += sum(int(v.size) for k, v in tree_flatten(module.parameters())
-                         if k == "weight") * 32 // bits
+        bits = getattr(module, "bits", None)
+        weight = module.get("weight") if hasattr(module, "get") else None
+        if isinstance(bits, int) and bits > 0 and weight is not None and "scales" in module:
+            total += int(weight.size) * 32 // bits
     return total
 
 
