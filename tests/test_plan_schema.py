@@ -157,3 +157,11 @@ def test_a_namespace_on_a_cluster_scoped_card_is_ignored_as_the_template_does(
     request = parse_request({"intent": "top", "resource": "node", "namespace": "dev"})
     schema = plan_schema(request, hits("top-node"), corpus)
     assert schema["properties"]["card_id"] == {"const": "top-node"}
+
+
+def test_free_text_without_a_verb_may_change_what_its_values_point_at(corpus: Corpus) -> None:
+    request = parse_request({"query": "worker statefulset in staging down to 1 replica"})
+    schema = plan_schema(request, [Hit("delete-deployment", 0.6, ""),
+                                   Hit("scale-statefulset", 0.55, ""),
+                                   Hit("get-statefulset", 0.5, "")], corpus)
+    assert list(branches(schema)) == ["scale-statefulset", "get-statefulset", NONE_CARD]

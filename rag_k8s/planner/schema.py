@@ -143,6 +143,12 @@ def grounded_values(slot: str, spec: Placeholder, text: str,
     return found[:16]  # an enum the grammar compiles fast; the text's first mentions win
 
 
+def _gives_its_params(card: Card, extracted: dict[str, Any]) -> bool:
+    """The text gave a value for one of the card's own params (beyond name and namespace)."""
+    return any(slot in extracted for slot in card.placeholders
+               if slot not in ("name", "namespace", "resource"))
+
+
 def card_matches(card: Card, request: Request) -> bool:
     """The card is of the request's intent and kind (when the request gives them)."""
     if request.intent is not None and card.intent != request.intent:
@@ -250,9 +256,11 @@ def plan_schema(request: Request, hits: list[Hit], corpus: Corpus) -> dict[str, 
     candidates = candidate_cards(hits, corpus)
     if request.intent is None and (ex is None or ex.intent is None):
         # Nothing says what to do: only cards retrieval finds close enough, as for the template,
-        # and only read-only ones ("deployment api in dev" must never become a delete).
+        # and a changing card only when the text gives a value only it takes ("to 1 replica",
+        # "to image x:2"): "deployment api in dev" must never become a delete.
         close = {h.card_id for h in hits if h.score >= MIN_FREE_TEXT_SCORE}
-        candidates = [c for c in candidates if c.id in close and not c.mutating]
+        candidates = [c for c in candidates if c.id in close
+                      and (not c.mutating or _gives_its_params(c, extracted))]
     if ex is not None and ex.intent is not None and request.intent is None:
         # The card the words name ("describe service frontend") joins retrieval's candidates.
         named = corpus.matching(ex.intent, ex.resource if ex.resource_explicit else None)
