@@ -128,9 +128,8 @@ def test_free_text_that_says_nothing_needs_a_close_card(corpus: Corpus) -> None:
 
 def test_free_text_without_a_verb_is_offered_only_read_only_cards(corpus: Corpus) -> None:
     request = parse_request({"query": "deployment api in dev"})
-    schema = plan_schema(request, [Hit("delete-deployment", 0.6, ""),
-                                   Hit("describe-deployment", 0.55, ""),
-                                   Hit("get-deployment", 0.5, "")], corpus)
+    schema = plan_schema(request, hits("delete-deployment", "describe-deployment",
+                                       "get-deployment"), corpus)
     assert list(branches(schema)) == ["describe-deployment", "get-deployment", NONE_CARD]
 
 
@@ -161,7 +160,6 @@ def test_a_namespace_on_a_cluster_scoped_card_is_ignored_as_the_template_does(
 
 def test_free_text_without_a_verb_may_change_what_its_values_point_at(corpus: Corpus) -> None:
     request = parse_request({"query": "worker statefulset in staging down to 1 replica"})
-    schema = plan_schema(request, [Hit("delete-deployment", 0.6, ""),
-                                   Hit("scale-statefulset", 0.55, ""),
-                                   Hit("get-statefulset", 0.5, "")], corpus)
+    schema = plan_schema(request, hits("delete-deployment", "scale-statefulset",
+                                       "get-statefulset"), corpus)
     assert list(branches(schema)) == ["scale-statefulset", "get-statefulset", NONE_CARD]

@@ -32,7 +32,9 @@ NUMBER_WORDS = {
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
 }
 # A number standing alone: the "0" of "worker-0" is part of a name.
-_NUM = r"(?<![\w.-])(\d+|" + "|".join(NUMBER_WORDS) + r")(?![\w.-]\w)"
+# A number standing alone: not the 10 of "10m", the 0 of "worker-0" or the 1 of "1.27".
+NUMBER = r"(?<![\w.-])(\d+|" + "|".join(NUMBER_WORDS) + r")(?![\w-]|\.\w)"
+_NUM = NUMBER
 
 _CAN_I_VERBS = {
     "get": "get", "read": "get", "see": "get", "view": "get", "look at": "get", "list": "list",

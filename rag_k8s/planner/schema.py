@@ -21,7 +21,7 @@ from ..cards import Card, Corpus, Placeholder, request_field
 from ..errors import InvalidRequest, NoMatch, PlannerError
 from ..request import Request
 from ..retrieve import MIN_FREE_TEXT_SCORE, Hit
-from .extract import NUMBER_WORDS, extract, is_candidate_name
+from .extract import NUMBER, NUMBER_WORDS, extract, is_candidate_name
 
 RATIONALE_MAX = 60  # a clause, not an essay: on a CPU each sampled character costs time
 NONE_CARD = "no-card-fits"  # the model's way to say that no candidate card fits
@@ -85,8 +85,7 @@ def slot_schema(spec: Placeholder) -> dict[str, Any]:
 
 # Words of the free text, with the characters names, images, selectors and durations use.
 _WORD_RE = re.compile(r"[A-Za-z0-9][\w./:@=,+-]*")
-# A number standing alone: not the 10 of "10m", the 0 of "worker-0" or the 1 of "1.27".
-_NUMBER_RE = re.compile(r"(?<![\w.-])(\d+|" + "|".join(NUMBER_WORDS) + r")(?![\w-]|\.\w)", re.I)
+_NUMBER_RE = re.compile(NUMBER, re.I)
 
 
 def grounded_values(slot: str, spec: Placeholder, text: str,
