@@ -166,7 +166,7 @@ def render_result(result: dict[str, Any], console: Console) -> None:
     plan_ = result.get("plan")
     if plan_:
         risk = plan_["risk_level"]
-        console.print(f"card: {escape(plan_['card_id'])} (planner: {plan_['planner']})")
+        console.print(f"card: {escape(plan_['card_id'] or '(none)')} (planner: {plan_['planner']})")
         console.print(f"command: [bold]{escape(plan_['command'])}[/bold]")
         console.print(f"risk: [{RISK_STYLE.get(risk, 'white')}]{risk}[/]")
         if plan_.get("rationale"):

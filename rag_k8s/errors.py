@@ -14,6 +14,7 @@ class ExitStatus(IntEnum):
     EXEC_FAILED = 5
     TIMEOUT = 6
     NO_MATCH = 7
+    INTERRUPTED = 130
 
 
 # Result status (CONTRACT §2) -> process exit code (CONTRACT §7).
@@ -26,6 +27,7 @@ STATUS_EXIT = {
     "failed": ExitStatus.EXEC_FAILED,
     "timeout": ExitStatus.TIMEOUT,
     "no_match": ExitStatus.NO_MATCH,
+    "interrupted": ExitStatus.INTERRUPTED,
 }
 
 
@@ -53,6 +55,26 @@ class NoMatch(RagK8sError):
 
     exit_status = ExitStatus.NO_MATCH
     status = "no_match"
+
+
+class RefusedAction(RagK8sError):
+    """The request asks for something rag-k8s never runs (CONTRACT §3: exec, edit, cp, ...).
+
+    Not a policy decision that a file could change: the result is `denied`, its reason names the
+    verb, and `suggestion` is the kubectl command for the user to run themselves, when one can be
+    written. `argv` is the command the words asked for, when it could be read (shown, never run).
+    """
+
+    exit_status = ExitStatus.POLICY_DENIED
+    status = "denied"
+
+    def __init__(self, verb: str, reason: str, *, suggestion: str | None = None,
+                 argv: list[str] | None = None) -> None:
+        self.verb = verb
+        self.reason = reason
+        self.suggestion = suggestion
+        self.argv = argv
+        super().__init__(reason)
 
 
 class ConfigError(RagK8sError):

@@ -15,7 +15,9 @@ from typing import Any
 from . import audit, execute, policy
 from .cards import Corpus, cached_corpus
 from .config import Settings
-from .errors import InvalidRequest, ModelNotFound, NoMatch, PlannerError, PolicyError, RagK8sError
+from .errors import (
+    InvalidRequest, ModelNotFound, NoMatch, PlannerError, PolicyError, RagK8sError, RefusedAction,
+)
 from .kubectl_argv import with_server_dry_run
 from .planner import Plan, make_plan
 from .policy import Decision
@@ -71,6 +73,8 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         return _invalid(op_id, e)
     except NoMatch as e:
         return Result(op_id, "no_match", None, _refused(str(e)), None)
+    except RefusedAction as e:
+        return _refused_action(op_id, e)
     except PlannerError as e:
         if isinstance(e, ModelNotFound):
             raise  # the set-up is wrong, not the request: the CLI says how to fix it (exit 1)
@@ -117,6 +121,15 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     else:
         status = "failed"
     return Result(op_id, status, plan_, decision, outcome, logged)
+
+
+def _refused_action(op_id: str, e: RefusedAction) -> Result:
+    """A verb rag-k8s never runs: `denied`, with the command for the user to run themselves."""
+    refused = Plan(card_id=None, argv=list(e.argv or ["kubectl", *e.verb.split()]), risk_level="high", planner="template",
+                   rationale=f"rag-k8s never runs `kubectl {e.verb}`.")
+    decision = Decision(allowed=False, requires_confirmation=False, reasons=[e.reason],
+                        suggestion=e.suggestion, risk_level="high")
+    return Result(op_id, "denied", refused, decision, None)
 
 
 def _with_argv(plan_: Plan, argv: list[str]) -> Plan:

@@ -16,12 +16,12 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..request import Request
 
-PlannerName = Literal["template", "mlx"]
+PlannerName = Literal["template", "mlx", "argv"]
 
 
 @dataclass(frozen=True)
 class Plan:
-    card_id: str
+    card_id: str | None  # None: no card (a refused verb, or an argv that matches no card)
     argv: list[str]
     risk_level: str
     planner: PlannerName
@@ -36,7 +36,7 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         """CONTRACT §2's `plan` object."""
         return {
-            "card_id": self.card_id,
+            "card_id": self.card_id,  # None only for a refused verb or an argv matching no card
             "command": self.command,
             "argv": list(self.argv),
             "risk_level": self.risk_level,
