@@ -191,7 +191,8 @@ MALICIOUS_ARGV: list[tuple[str, Any, str]] = [
     ("none-element", ["kubectl", "get", None], "the command must be a non-empty list of strings"),
     ("dict-argv", {"argv": ["kubectl"]}, "the command must be a non-empty list of strings"),
     ("exec-shell", ["kubectl", "exec", "api-0", "-n", "dev", "--", "sh", "-c", "id"],
-     "kubectl exec is refused: it is not on any allow-list"),
+     "kubectl exec is never run through rag-k8s: it opens a shell or runs a command inside a "
+     "container, which no allow-list can judge; run it yourself if you mean to"),
     ("force-delete", ["kubectl", "delete", "job/x", "-n", "dev", "--force", "--grace-period=0"],
      "--force is refused: it skips graceful deletion and safety checks"),
     ("client-dry-run-lie", ["kubectl", "delete", "job/x", "-n", "dev", "--dry-run=client"],
