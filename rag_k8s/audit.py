@@ -142,7 +142,8 @@ def build_entry(result: dict[str, Any], request: dict[str, Any] | str | None) ->
 
 
 def write_operation(
-    path: Path, *, result: dict[str, Any], request: dict[str, Any] | str | None
+    path: Path, *, result: dict[str, Any], request: dict[str, Any] | str | None,
+    undo: dict[str, Any] | None = None, undoes: str | None = None,
 ) -> dict[str, Any]:
     """Append one hash-chained line for an operation (CONTRACT §2 `result`) and return it.
 
@@ -150,8 +151,26 @@ def write_operation(
         path: the audit log file; parent directories are created.
         result: the result dict of the operation, refusals and invalid requests included.
         request: the normalised request dict, or the raw payload (cut to 2,000 characters).
+        undo: for a changing command that ran, its inverse `{argv, captured_at, before_digest,
+            after_digest}` or `{none: reason}` (rag_k8s.undo); inside the hash chain.
+        undoes: for an undo, the operation_id it undoes.
     """
-    return append_entry(path, build_entry(result, request))
+    entry = build_entry(result, request)
+    if undo is not None:
+        entry["undo"] = _undo_field(undo)
+    if undoes is not None:
+        entry["undoes"] = undoes
+    return append_entry(path, entry)
+
+
+def _undo_field(undo: dict[str, Any]) -> dict[str, Any]:
+    """The `undo` field: JSON types only, the argv scrubbed like the command's own."""
+    if "none" in undo:
+        return {"none": redact(str(undo["none"]))}
+    return {"argv": _scrub_argv([str(a) for a in undo.get("argv") or []]),
+            "captured_at": str(undo.get("captured_at")),
+            "before_digest": str(undo.get("before_digest")),
+            "after_digest": str(undo.get("after_digest"))}
 
 
 def append_entry(path: Path, entry: dict[str, Any]) -> dict[str, Any]:

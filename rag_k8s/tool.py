@@ -12,17 +12,19 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import audit, execute, policy
+from . import audit, execute, policy, undo
 from .cards import Corpus, cached_corpus
 from .config import Settings
 from .errors import (
     InvalidRequest, ModelNotFound, NoMatch, PlannerError, PolicyError, RagK8sError, RefusedAction,
+    UndoRefused,
 )
 from .kubectl_argv import with_server_dry_run
 from .planner import Plan, make_plan
 from .policy import Decision
 from .request import Request, parse_request
 from .execute import ExecResult
+from .vocab import max_risk
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ class Result:
     logged_request: dict[str, Any] | None = field(default=None, compare=False)
     # For `invalid`: the request field at fault, so the HTTP door can name it in its 400.
     invalid_field: str | None = field(default=None, compare=False)
+    # The audit line's `undo` (the inverse, or why there is none) and `undoes` (rag_k8s.undo).
+    undo: dict[str, Any] | None = field(default=None, compare=False)
+    undoes: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,9 +71,15 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     except InvalidRequest as e:
         return _invalid(op_id, e)
 
+    undoes: str | None = None
     try:
         corpus: Corpus = cached_corpus(settings.cards_dir)
-        plan_ = make_plan(request, settings=settings, corpus=corpus)
+        if request.intent == "undo":
+            plan_, undoes = _plan_undo(request, settings)
+        else:
+            plan_ = make_plan(request, settings=settings, corpus=corpus)
+    except UndoRefused as e:
+        return Result(op_id, "denied", None, _refused(str(e)), None, request.to_dict())
     except InvalidRequest as e:
         return _invalid(op_id, e)
     except NoMatch as e:
@@ -96,6 +107,8 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     except PolicyError as e:
         return Result(op_id, "denied", plan_, _refused(str(e)), None, logged)
     decision = policy.validate(plan_.argv, card=corpus.by_id.get(plan_.card_id), policy=rules)
+    if undoes is not None:
+        plan_, decision = _undo_risk(plan_, decision)
 
     if not decision.allowed:
         return Result(op_id, "denied", plan_, decision, None, logged)
@@ -112,6 +125,9 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     if decision.requires_confirmation and not request.confirm and not request.dry_run:
         return Result(op_id, "needs_confirmation", plan_, decision, None, logged)
 
+    # What the command will change is read just before it runs (never under dry-run).
+    before = undo.capture(plan_.argv, settings=settings, rules=rules, timeout=request.timeout) \
+        if is_mutating and not request.dry_run else None
     outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
                           dry_run=request.dry_run)
     if outcome.timed_out:
@@ -120,7 +136,41 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         status = "executed"
     else:
         status = "failed"
-    return Result(op_id, status, plan_, decision, outcome, logged)
+    record = _undo_record(op_id, plan_.argv, before, status, settings, rules, request.timeout) \
+        if before is not None else None
+    return Result(op_id, status, plan_, decision, outcome, logged, undo=record, undoes=undoes)
+
+
+def _plan_undo(request: Request, settings: Settings) -> tuple[Plan, str]:
+    """The `undo` intent: the recorded inverse of an earlier operation (rag_k8s.undo)."""
+    try:
+        rules = policy.load_policy(settings.org_dir)
+    except PolicyError as e:
+        raise UndoRefused(str(e)) from None
+    plan_, context = undo.plan_undo(request, settings=settings, rules=rules)
+    slots = {**plan_.slots, "name": context.target.name}
+    if context.target.namespace:
+        slots["namespace"] = context.target.namespace
+    return replace(plan_, slots=slots), context.operation_id
+
+
+def _undo_risk(plan_: Plan, decision: Decision) -> tuple[Plan, Decision]:
+    """CONTRACT §4: an undo is at least medium risk, so it always needs confirmation."""
+    risk = max_risk(decision.risk_level, "medium")
+    plan_ = replace(plan_, risk_level=risk)
+    if not decision.allowed or decision.requires_confirmation:
+        return plan_, replace(decision, risk_level=risk)
+    return plan_, replace(decision, requires_confirmation=True, risk_level=risk, reasons=[
+        f"undo is {risk} risk: it runs only when confirmed (constraints.confirm)"])
+
+
+def _undo_record(op_id: str, argv: list[str], before: undo.Capture, status: str,
+                 settings: Settings, rules: policy.Policy, timeout: int) -> dict[str, Any]:
+    try:
+        return undo.finish(op_id, argv, before, status=status, settings=settings, rules=rules,
+                           timeout=timeout)
+    except (OSError, RagK8sError, ValueError) as e:  # the audit line is written whatever happens
+        return {"none": f"the undo could not be recorded: {e}"}
 
 
 def _refused_action(op_id: str, e: RefusedAction) -> Result:
@@ -165,7 +215,8 @@ def execute_request(payload: Any, *, settings: Settings | None = None,
     cfg = settings or Settings.resolve()
     result = _run_pipeline(payload, run=True, settings=cfg, expected_argv=expected_argv)
     audit.write_operation(cfg.audit_log, result=result.to_dict(),
-                          request=_request_for_log(payload, result))
+                          request=_request_for_log(payload, result),
+                          undo=result.undo, undoes=result.undoes)
     return result
 
 
