@@ -333,6 +333,42 @@ def plan_command(
         _exit_for(result)
 
 
+@app.command("undo")
+def undo_command(
+    operation_id: Annotated[str, typer.Argument(
+        help="The operation to undo (from `rag-k8s audit tail`; a unique prefix will do).")],
+    confirm: Annotated[bool, typer.Option("--confirm", "--yes", "-y",
+                                          help="Confirm the undo (it is medium risk).")] = False,
+    dry_run: DryRunOpt = False,
+    timeout: TimeoutOpt = None,
+    as_json: JsonOpt = False,
+    prompt: Annotated[Optional[bool], typer.Option(
+        "--prompt/--no-prompt",
+        help="Ask before undoing (default: only in an interactive terminal).")] = None,
+) -> None:
+    """Undo an earlier operation: re-check the object, then run the recorded inverse."""
+    with _errors_to_exit():
+        from . import tool
+
+        constraints: dict[str, Any] = {"confirm": confirm, "dryRun": dry_run}
+        if timeout is not None:
+            constraints["timeout"] = timeout
+        payload = {"intent": "undo", "params": {"operation_id": operation_id},
+                   "constraints": constraints}
+        result = tool.k8s_exec(payload)
+        if result["status"] == "needs_confirmation" and _interactive(prompt):
+            plan_ = result["plan"]
+            err.print(f"About to undo with: [bold]{escape(plan_['command'])}[/bold]")
+            if not _ask_yes_no("Run it?"):
+                err.print("Not confirmed; nothing ran.")
+                _emit(result, as_json)
+                raise typer.Exit(int(ExitStatus.NEEDS_CONFIRMATION))
+            constraints["confirm"] = True
+            result = tool.k8s_exec(payload, expected_argv=plan_["argv"])
+        _emit(result, as_json)
+        _exit_for(result)
+
+
 # ---------------------------------------------------------------- retrieval and index
 
 
