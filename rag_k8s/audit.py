@@ -334,6 +334,14 @@ def tail(path: Path, n: int = 20) -> list[dict[str, Any]]:
     return list(deque(iter_entries(path), maxlen=n))
 
 
+def undo_mark(entry: dict[str, Any]) -> str:
+    """`yes` when `rag-k8s undo` can take the operation back, `no` when it recorded why not."""
+    record = entry.get("undo")
+    if not isinstance(record, dict):
+        return ""
+    return "yes" if record.get("argv") else "no"
+
+
 def render_tail_table(entries: list[dict[str, Any]]) -> Table:
     """A Rich table of audit entries (for `rag-k8s audit tail`); cell text is never markup."""
     from rich.markup import escape
@@ -341,7 +349,8 @@ def render_tail_table(entries: list[dict[str, Any]]) -> Table:
 
     styles = {"INFO": "green", "WARNING": "yellow", "ERROR": "red"}
     table = Table(title="rag-k8s audit log (times in UTC)")
-    for column in ("time", "status", "intent", "namespace", "exit", "duration", "operation"):
+    for column in ("time", "status", "intent", "namespace", "exit", "duration", "operation",
+                   "undo"):
         table.add_column(column, no_wrap=True)
     # Only the command folds, so narrow terminals keep the short columns readable.
     table.add_column("command", overflow="fold", ratio=1)
@@ -360,5 +369,5 @@ def render_tail_table(entries: list[dict[str, Any]]) -> Table:
         ]
         time_, intent, namespace, command, exit_code, took, op = (escape(c) for c in cells)
         status = f"[{style}]{escape(str(e.get('status', '')))}[/]"
-        table.add_row(time_, status, intent, namespace, exit_code, took, op, command)
+        table.add_row(time_, status, intent, namespace, exit_code, took, op, undo_mark(e), command)
     return table

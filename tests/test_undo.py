@@ -193,3 +193,22 @@ def test_a_malformed_undo_request_is_invalid_naming_the_field(
     result = k8s_exec(payload)
     assert (result["status"], result["decision"]["reasons"]) == ("invalid", [reason])
     assert recording_kubectl.calls == []
+
+
+def test_audit_tail_marks_what_can_be_undone(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    log = tmp_path / "agent.log"
+    for op, undo in (("aaaaaaaa", {"argv": ["kubectl", "uncordon", "node-1"], "captured_at": "t",
+                                   "before_digest": "b", "after_digest": "a"}),
+                     ("bbbbbbbb", {"none": "drain evicted the node's pods"}), ("cccccccc", None)):
+        audit.write_operation(log, result={"operation_id": op, "status": "executed", "plan": None,
+                                           "decision": {}, "execution": None},
+                              request=None, undo=undo)
+    entries = audit.tail(log)
+    assert [audit.undo_mark(e) for e in entries] == ["yes", "no", ""]
+    console = Console(record=True, width=200)
+    console.print(audit.render_tail_table(entries))
+    rows = [line for line in console.export_text().splitlines() if "aaaaaaaa" in line
+            or "bbbbbbbb" in line]
+    assert ["yes" in rows[0], "no" in rows[1]] == [True, True]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +222,75 @@ def test_a_rechained_forged_undo_still_goes_through_the_policy(e2e: E2E) -> None
     assert (undone["status"], undone["execution"]) == ("denied", None)
     assert undone["decision"]["reasons"] == ["deleting a namespace is never allowed"]
     assert e2e.json("get", "namespace", "staging")["metadata"]["name"] == "staging"
+
+
+# ---------------------------------------------------------------- every door
+
+
+def _scale_staging_api(replicas: int) -> str:
+    result = k8s_exec({"intent": "scale", "resource": "deployment", "namespace": "staging",
+                       "name": "api", "params": {"replicas": replicas}, "constraints": YES})
+    assert result["status"] == "executed"
+    return str(result["operation_id"])
+
+
+def _replicas(e2e: E2E) -> int:
+    return int(e2e.json("get", "deployment/api", "-n", "staging")["spec"]["replicas"])
+
+
+def test_undo_through_the_cli_with_an_id_prefix(e2e: E2E) -> None:
+    from tests.e2e.test_e2e_cli import rag_k8s
+
+    op_id = _scale_staging_api(5)
+    unconfirmed = rag_k8s("undo", op_id[:8], "--no-prompt", "--json")
+    assert unconfirmed.returncode == 4, unconfirmed.stderr
+    assert json.loads(unconfirmed.stdout)["plan"]["command"] == (
+        "kubectl scale deployment/api -n staging --replicas=2 --current-replicas=5")
+    e2e.monkeypatch.setenv("COLUMNS", "200")  # the whole table, not one folded to 80 columns
+    tail = rag_k8s("audit", "tail", "-n", "3")
+    (row,) = [line for line in tail.stdout.splitlines() if op_id[:8] in line and "scale" in line]
+    assert " yes " in row
+    proc = rag_k8s("undo", op_id[:8], "--yes", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "executed"
+    assert _replicas(e2e) == 2
+    again = rag_k8s("undo", op_id, "--yes")
+    assert again.returncode == 3
+    assert "nothing to undo" in again.stderr
+
+
+def test_undo_through_http(e2e: E2E) -> None:
+    from fastapi.testclient import TestClient
+
+    from rag_k8s.config import Settings
+    from rag_k8s.server import create_app
+
+    op_id = _scale_staging_api(5)
+    with TestClient(create_app(Settings.resolve())) as client:
+        r = client.post("/k8s-exec", json={"intent": "undo", "params": {"operation_id": op_id},
+                                           "constraints": {"confirm": True}})
+    assert r.status_code == 200
+    assert r.json()["status"] == "executed"
+    assert _replicas(e2e) == 2
+
+
+def test_undo_through_mcp(e2e: E2E) -> None:
+    import anyio
+    from mcp import Client
+
+    from mcp.client.stdio import StdioServerParameters
+
+    op_id = _scale_staging_api(5)
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith(("RAG_K8S_", "HF_", "TRANSFORMERS_")) or k in ("KUBECONFIG", "HOME")}
+    server = StdioServerParameters(command=str(Path(sys.executable).parent / "rag-k8s"),
+                                   args=["mcp"], env=env)
+
+    async def call() -> Any:
+        async with Client(server, read_timeout_seconds=120) as client:
+            return (await client.call_tool("k8s_exec", {
+                "intent": "undo", "params": {"operation_id": op_id},
+                "constraints": {"confirm": True}})).structured_content
+
+    assert anyio.run(call)["status"] == "executed"
+    assert _replicas(e2e) == 2
