@@ -294,3 +294,51 @@ def test_undo_through_mcp(e2e: E2E) -> None:
 
     assert anyio.run(call)["status"] == "executed"
     assert _replicas(e2e) == 2
+
+
+# ---------------------------------------------------------------- StatefulSets and DaemonSets
+
+CACHE_STS = {
+    "apiVersion": "apps/v1", "kind": "StatefulSet",
+    "metadata": {"name": "cache", "namespace": "dev", "labels": {"app": "cache"}},
+    "spec": {"replicas": 1, "serviceName": "cache", "selector": {"matchLabels": {"app": "cache"}},
+             "template": {"metadata": {"labels": {"app": "cache"}},
+                          "spec": {"containers": [{"name": "redis", "image": "redis:7"}]}}},
+}
+
+
+def _create(e2e: E2E, manifest: dict[str, Any]) -> None:
+    path = e2e.home / f"{manifest['metadata']['name']}.json"
+    path.write_text(json.dumps(manifest))
+    run = e2e.kubectl("create", "-f", str(path), "--validate=false")
+    assert run.exit_code == 0, run.stderr
+
+
+@pytest.mark.parametrize("change", [
+    {"intent": "restart"},
+    {"intent": "set-image", "params": {"container": "redis", "image": "redis:7.2"}},
+], ids=["restart", "set-image"])
+def test_statefulset_change_then_undo(e2e: E2E, change: dict[str, Any]) -> None:
+    _create(e2e, CACHE_STS)
+    before = _state(e2e, "statefulset/cache", "-n", "dev")
+    result = k8s_exec({**change, "resource": "statefulset", "namespace": "dev", "name": "cache",
+                       "constraints": YES})
+    assert result["status"] == "executed", result
+    assert _state(e2e, "statefulset/cache", "-n", "dev") != before
+    undone = _undo(result["operation_id"])
+    assert undone["status"] == "executed", undone
+    assert _state(e2e, "statefulset/cache", "-n", "dev") == before
+
+
+def test_statefulset_restart_undo_of_the_undo(e2e: E2E) -> None:
+    _create(e2e, CACHE_STS)
+    before = _state(e2e, "statefulset/cache", "-n", "dev")
+    result = k8s_exec({"intent": "restart", "resource": "statefulset", "namespace": "dev",
+                       "name": "cache", "constraints": YES})
+    restarted = _state(e2e, "statefulset/cache", "-n", "dev")
+    first = _undo(result["operation_id"])
+    assert first["status"] == "executed", first
+    assert _state(e2e, "statefulset/cache", "-n", "dev") == before
+    again = _undo(first["operation_id"])
+    assert again["status"] == "executed", again
+    assert _state(e2e, "statefulset/cache", "-n", "dev") == restarted
