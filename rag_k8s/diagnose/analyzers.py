@@ -526,7 +526,8 @@ def pod_runbook(g: Gathered) -> list[Finding]:
     found = _drop_explained(analyze_pod(view))
     owner = g.json("owner")
     if isinstance(owner, dict) and owner.get("kind") == "Deployment":
-        found += _symptoms(deployment_state(owner, "owner"), caused=bool(found))
+        found += _symptoms(deployment_state(owner, "owner"),
+                          caused=any(f.severity == "error" for f in found))
     return found
 
 
@@ -599,7 +600,8 @@ def deployment_runbook(g: Gathered) -> list[Finding]:
             groups.setdefault(key, []).append(f)
     found = [replace(fs[0], summary=f"{len(fs)} of {len(pods)} pods: {fs[0].summary}")
              for fs in groups.values()]
-    found += _symptoms(deployment_state(dep, "deployment"), caused=bool(found))
+    found += _symptoms(deployment_state(dep, "deployment"),
+                       caused=any(f.severity == "error" for f in found))
     for e in g.events():
         if e.get("type") == "Warning":
             found.append(Finding("warning", str(e.get("reason") or "Warning"),
