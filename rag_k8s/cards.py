@@ -465,6 +465,10 @@ def card_json_schema() -> dict[str, Any]:
     schema = Card.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "rag-k8s command card"
+    # A runbook card gives `steps` instead of `command_template` (its first step's is used).
+    schema["required"] = [r for r in schema["required"] if r != "command_template"]
+    schema["oneOf"] = [{"required": ["command_template"], "not": {"required": ["steps"]}},
+                       {"required": ["steps"], "not": {"required": ["command_template"]}}]
     return schema
 
 
