@@ -44,9 +44,15 @@ class Result:
     plan_steps: list[dict[str, Any]] | None = field(default=None, compare=False)
     step_runs: list[dict[str, Any]] | None = field(default=None, compare=False)
     findings: list[dict[str, Any]] | None = field(default=None, compare=False)
-    # The audit line's `undo` (the inverse, or why there is none) and `undoes` (rag_k8s.undo).
+    # The audit line's `undo`: the inverse of what ran, or why there is none (rag_k8s.undo).
     undo: dict[str, Any] | None = field(default=None, compare=False)
-    undoes: str | None = field(default=None, compare=False)
+
+    @property
+    def undoes(self) -> str | None:
+        """For an undo, the operation it undoes (the audit line's `undoes`)."""
+        if self.plan is None or self.plan.planner != "undo":
+            return None
+        return str(self.plan.slots.get("operation_id"))
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -105,7 +111,7 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     try:
         corpus: Corpus = cached_corpus(settings.cards_dir)
         if request.intent == "undo":
-            plan_, undoes = _plan_undo(request, settings)
+            plan_, undoes = _plan_undo(request, settings, check_drift=run)
         else:
             plan_ = make_plan(request, settings=settings, corpus=corpus)
     except UndoRefused as e:
@@ -176,16 +182,17 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         status = "failed"
     record = _undo_record(op_id, plan_.argv, before, status, settings, rules, request.timeout) \
         if before is not None else None
-    return Result(op_id, status, plan_, decision, outcome, logged, undo=record, undoes=undoes)
+    return Result(op_id, status, plan_, decision, outcome, logged, undo=record)
 
 
-def _plan_undo(request: Request, settings: Settings) -> tuple[Plan, str]:
+def _plan_undo(request: Request, settings: Settings, *, check_drift: bool) -> tuple[Plan, str]:
     """The `undo` intent: the recorded inverse of an earlier operation (rag_k8s.undo)."""
     try:
         rules = policy.load_policy(settings.org_dir)
     except PolicyError as e:
         raise UndoRefused(str(e)) from None
-    plan_, context = undo.plan_undo(request, settings=settings, rules=rules)
+    plan_, context = undo.plan_undo(request, settings=settings, rules=rules,
+                                    check_drift=check_drift)
     slots = {**plan_.slots, "name": context.target.name}
     if context.target.namespace:
         slots["namespace"] = context.target.namespace

@@ -492,8 +492,12 @@ def _load_state(path: Path, expected: str, what: str) -> Obj | None:
     return state
 
 
-def plan_undo(request: Request, *, settings: Settings, rules: Policy) -> tuple[Plan, UndoContext]:
-    """The plan that undoes `params.operation_id`; raises InvalidRequest or UndoRefused."""
+def plan_undo(request: Request, *, settings: Settings, rules: Policy,
+              check_drift: bool = True) -> tuple[Plan, UndoContext]:
+    """The plan that undoes `params.operation_id`; raises InvalidRequest or UndoRefused.
+
+    `check_drift=False` (for `plan()`, which never runs kubectl) skips re-reading the object; the
+    run re-reads it."""
     from .planner import Plan
 
     extra = [k for k in ("resource", "namespace", "name", "query") if getattr(request, k)]
@@ -534,8 +538,8 @@ def plan_undo(request: Request, *, settings: Settings, rules: Policy) -> tuple[P
     folder = undo_dir(settings)
     before = _load_state(folder / f"{op_id}.yaml", str(record.get("before_digest")), "before")
     after = _load_state(folder / f"{op_id}.after.yaml", str(record.get("after_digest")), "after")
-    _, now_obj = read(target, settings=settings, rules=rules, timeout=request.timeout)
-    now = state_of(now_obj)
+    now = state_of(read(target, settings=settings, rules=rules, timeout=request.timeout)[1]) \
+        if check_drift else after
     if now != after:
         if now == before:
             by = _undone_by(log, op_id)
@@ -547,6 +551,7 @@ def plan_undo(request: Request, *, settings: Settings, rules: Policy) -> tuple[P
                           + ("; ..." if len(moved) > 5 else ""))
     plan_ = Plan(card_id=None, argv=argv, risk_level="medium", planner="undo",
                  rationale=f"Undoes operation {op_id} ({entry.get('command')}), from the state "
-                           f"captured at {record.get('captured_at')}.",
+                           f"captured at {record.get('captured_at')}."
+                           + ("" if check_drift else " The object is re-checked when it runs."),
                  slots={"operation_id": op_id})
     return plan_, UndoContext(op_id, target)

@@ -342,3 +342,31 @@ def test_statefulset_restart_undo_of_the_undo(e2e: E2E) -> None:
     again = _undo(first["operation_id"])
     assert again["status"] == "executed", again
     assert _state(e2e, "statefulset/cache", "-n", "dev") == restarted
+
+
+def test_planning_an_undo_reads_nothing_from_the_cluster(e2e: E2E) -> None:
+    from rag_k8s import plan
+
+    op_id = _scale_staging_api(5)
+    e2e.cluster.need_standin().clear_requests()
+    preview = plan({"intent": "undo", "params": {"operation_id": op_id}})
+    assert (preview["status"], preview["decision"]["requires_confirmation"]) == ("planned", True)
+    assert preview["plan"]["argv"] == ["kubectl", "scale", "deployment/api", "-n", "staging",
+                                       "--replicas=2", "--current-replicas=5"]
+    assert preview["plan"]["rationale"].endswith("The object is re-checked when it runs.")
+    assert e2e.requests() == []
+
+
+def test_the_inverse_is_judged_by_the_policy_of_its_own_verb(e2e: E2E) -> None:
+    """prod allows restart, not rollback: the undo of a prod restart (a rollout undo) is refused."""
+    result = k8s_exec({"intent": "restart", "resource": "deployment", "namespace": "prod",
+                       "name": "web"})
+    assert result["status"] == "executed"
+    assert _line(result["operation_id"])["undo"]["argv"] == [
+        "kubectl", "rollout", "undo", "deployment/web", "-n", "prod", "--to-revision=1"]
+    e2e.cluster.need_standin().clear_requests()
+    undone = _undo(result["operation_id"])
+    assert (undone["status"], undone["execution"]) == ("denied", None)
+    assert undone["decision"]["reasons"] == ["namespace 'prod' does not allow rollback on deployment"]
+    assert [r.method for r in e2e.requests()] == ["GET"]  # the drift check's read only
+    assert _line(undone["operation_id"])["undoes"] == result["operation_id"]
