@@ -260,8 +260,30 @@ def _interactive(prompt: bool | None) -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
-@app.command("exec")
+# `rag-k8s exec -- kubectl ...`: after `--` Click passes every word on as an argument.
+ARGV_DOOR = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _door_argv(ctx: typer.Context, text: str | None) -> list[str] | None:
+    """The argv of `exec|plan -- kubectl ...`, or None for an ordinary request."""
+    extra = list(ctx.args)
+    if text == "kubectl":
+        return [text, *extra]
+    if extra:
+        raise InvalidRequest("argv", f"unexpected arguments {' '.join(extra)!r}: to send a "
+                                     "command as it is, write `-- kubectl ...`")
+    return None
+
+
+def _with_argv(payload: dict[str, Any], argv: list[str] | None) -> dict[str, Any]:
+    if argv is not None:
+        payload["argv"] = argv
+    return payload
+
+
+@app.command("exec", context_settings=ARGV_DOOR)
 def exec_command(
+    ctx: typer.Context,
     text: QueryArg = None,
     intent: IntentOpt = None,
     resource: ResourceOpt = None,
@@ -283,9 +305,11 @@ def exec_command(
     with _errors_to_exit():
         from . import tool  # inside: Ctrl-C during the heavy import still exits 130
 
-        payload = build_payload(intent=intent, resource=resource, namespace=namespace, name=name,
-                                query=_query(query, text), params=param, confirm=confirm,
-                                dry_run=dry_run, timeout=timeout, json_input=json_input)
+        argv = _door_argv(ctx, text)
+        payload = _with_argv(build_payload(
+            intent=intent, resource=resource, namespace=namespace, name=name,
+            query=_query(query, None if argv else text), params=param, confirm=confirm,
+            dry_run=dry_run, timeout=timeout, json_input=json_input), argv)
         result = tool.k8s_exec(payload)
         if result["status"] == "needs_confirmation" and _interactive(prompt):
             plan_ = result["plan"]
@@ -305,8 +329,9 @@ def exec_command(
         _exit_for(result)
 
 
-@app.command("plan")
+@app.command("plan", context_settings=ARGV_DOOR)
 def plan_command(
+    ctx: typer.Context,
     text: QueryArg = None,
     intent: IntentOpt = None,
     resource: ResourceOpt = None,
@@ -325,9 +350,11 @@ def plan_command(
     with _errors_to_exit():
         from . import tool
 
-        payload = build_payload(intent=intent, resource=resource, namespace=namespace, name=name,
-                                query=_query(query, text), params=param, confirm=confirm,
-                                dry_run=dry_run, timeout=timeout, json_input=json_input)
+        argv = _door_argv(ctx, text)
+        payload = _with_argv(build_payload(
+            intent=intent, resource=resource, namespace=namespace, name=name,
+            query=_query(query, None if argv else text), params=param, confirm=confirm,
+            dry_run=dry_run, timeout=timeout, json_input=json_input), argv)
         result = tool.plan(payload)
         _emit(result, as_json)
         _exit_for(result)
