@@ -263,7 +263,7 @@ def _documents(text: str, source: str) -> list[tuple[dict[str, Any], str]]:
     out: list[tuple[dict[str, Any], str]] = []
     numbered = len([d for d in docs if d is not None]) > 1
     for i, doc in enumerate(d for d in docs if d is not None):
-        where = f"{source} (document {i + 1})" if numbered else source
+        where = f"{source}, document {i + 1}" if numbered else source
         out += _flatten(doc, where)
     return out
 
@@ -275,7 +275,7 @@ def _flatten(doc: Any, where: str) -> list[tuple[dict[str, Any], str]]:
     if isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list):
         out: list[tuple[dict[str, Any], str]] = []
         for j, item in enumerate(doc["items"]):
-            out += _flatten(item, f"{where} item {j + 1}")
+            out += _flatten(item, f"{where}, item {j + 1}")
         return out
     return [(doc, where)]
 
@@ -304,7 +304,7 @@ def load(parsed: ParsedArgv, *, settings: Settings, timeout: float) -> Manifests
         folder = _local(parsed.flags["kustomize"][-1])
         rendered = render_kustomization(folder, settings=settings, timeout=timeout)
         digest.update(f"kustomize {folder}\0".encode() + rendered.encode())
-        docs = _documents(rendered, f"{folder} (kustomize)")
+        docs = _documents(rendered, f"{folder} rendered by kustomize")
     else:
         for path in _files_of(parsed):
             raw = _read(path)
