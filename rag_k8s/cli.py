@@ -171,6 +171,8 @@ def render_result(result: dict[str, Any], console: Console) -> None:
         console.print(f"risk: [{RISK_STYLE.get(risk, 'white')}]{risk}[/]")
         if plan_.get("rationale"):
             console.print(f"rationale: {escape(plan_['rationale'])}")
+        if plan_.get("preview") and console is err:
+            _show_preview(plan_["preview"])
     decision = result.get("decision") or {}
     if decision:
         verdict = "allowed" if decision.get("allowed") else "refused"
@@ -281,6 +283,21 @@ def _with_argv(payload: dict[str, Any], argv: list[str] | None) -> dict[str, Any
     return payload
 
 
+def _show_preview(preview: dict[str, Any] | None) -> None:
+    """A manifest change's objects and `kubectl diff`, on stderr, before the question."""
+    if not preview:
+        return
+    err.print("objects:")
+    for label in preview.get("objects") or []:
+        err.print(f"  - {escape(label)}")
+    if preview.get("diff"):
+        err.print(f"diff ({escape(' '.join(preview['command']))}):")
+        sys.stderr.write(preview["diff"] if preview["diff"].endswith("\n")
+                         else preview["diff"] + "\n")
+    if preview.get("digest"):
+        err.print(f"preview digest: {preview['digest']}")
+
+
 @app.command("exec", context_settings=ARGV_DOOR)
 def exec_command(
     ctx: typer.Context,
@@ -300,6 +317,9 @@ def exec_command(
     prompt: Annotated[Optional[bool], typer.Option(
         "--prompt/--no-prompt",
         help="Ask before a risky action (default: only in an interactive terminal).")] = None,
+    preview_digest: Annotated[Optional[str], typer.Option(
+        "--preview-digest",
+        help="Confirm a manifest change: the digest its preview (kubectl diff) showed.")] = None,
 ) -> None:
     """Plan, check and run one kubectl command."""
     with _errors_to_exit():
@@ -310,6 +330,8 @@ def exec_command(
             intent=intent, resource=resource, namespace=namespace, name=name,
             query=_query(query, None if argv else text), params=param, confirm=confirm,
             dry_run=dry_run, timeout=timeout, json_input=json_input), argv)
+        if preview_digest is not None:
+            payload.setdefault("constraints", {})["previewDigest"] = preview_digest
         result = tool.k8s_exec(payload)
         if result["status"] == "needs_confirmation" and _interactive(prompt):
             plan_ = result["plan"]
@@ -318,11 +340,15 @@ def exec_command(
                       f"{plan_['risk_level']}[/]")
             for reason in result["decision"]["reasons"]:
                 err.print(f"  - {escape(reason)}")
+            _show_preview(plan_.get("preview"))
             if not _ask_yes_no("Run it?"):
                 err.print("Not confirmed; nothing ran.")
                 _emit(result, as_json)
                 raise typer.Exit(int(ExitStatus.NEEDS_CONFIRMATION))
             payload.setdefault("constraints", {})["confirm"] = True
+            if (plan_.get("preview") or {}).get("digest"):
+                # The confirmation covers the diff shown: changed files are refused.
+                payload["constraints"]["previewDigest"] = plan_["preview"]["digest"]
             # Only the command that was shown may run: a re-plan that differs is refused.
             result = tool.k8s_exec(payload, expected_argv=plan_["argv"])
         _emit(result, as_json)

@@ -355,3 +355,41 @@ def test_bad_files_are_invalid_naming_the_field(payload: dict[str, Any], field: 
     with pytest.raises(InvalidRequest) as err:
         parse_request(payload)
     assert err.value.field == field
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_cli_prompt_shows_the_diff_and_confirms_exactly_it(tmp_path: Path,
+                                                           recording_kubectl: Any) -> None:
+    from typer.testing import CliRunner
+
+    from rag_k8s.cli import app
+
+    recording_kubectl.respond(stdout=FAKE_DIFF, exit_code=1)
+    path = write(tmp_path, "cm.yaml", CONFIGMAP.format(ns="dev"))
+    argv = ["kubectl", "apply", "-f", path]
+    result = CliRunner().invoke(app, ["exec", "--prompt", "--", *argv], input="y\n")
+    assert result.exit_code == 5  # the fake kubectl exits 1 for the apply too: `failed`
+    assert "+kind: ConfigMap" in result.stderr and "Run it?" in result.stderr
+    assert f"ConfigMap/settings in namespace dev ({path})" in result.stderr
+    diff = ["diff", f"--filename={path}"]
+    assert recording_kubectl.calls == [diff, diff, argv[1:]]
+
+
+def test_cli_yes_alone_does_not_confirm_a_manifest_change(tmp_path: Path,
+                                                          recording_kubectl: Any) -> None:
+    from typer.testing import CliRunner
+
+    from rag_k8s.cli import app
+
+    recording_kubectl.respond(stdout=FAKE_DIFF, exit_code=1)
+    path = write(tmp_path, "cm.yaml", CONFIGMAP.format(ns="dev"))
+    argv = ["kubectl", "apply", "-f", path]
+    first = CliRunner().invoke(app, ["exec", "--yes", "--json", "--", *argv])
+    assert first.exit_code == 4
+    digest = json.loads(first.stdout)["plan"]["preview"]["digest"]
+    done = CliRunner().invoke(app, ["exec", "--yes", "--json", "--preview-digest", digest,
+                                    "--", *argv])
+    assert json.loads(done.stdout)["plan"]["argv"] == argv
+    assert recording_kubectl.calls[-1] == argv[1:]
