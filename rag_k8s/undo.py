@@ -50,7 +50,9 @@ CAPTURE_MAX_BYTES = 4 * 1024 * 1024
 _SERVER_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields",
                     "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
 _CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/revision",
-                           "deprecated.daemonset.template.generation")
+                           "deprecated.daemonset.template.generation",
+                           # kubectl apply's own bookkeeping: it follows the fields it describes
+                           "kubectl.kubernetes.io/last-applied-configuration")
 _JOB_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid", "job-name",
                "batch.kubernetes.io/job-name")
 REVISION = "deployment.kubernetes.io/revision"
@@ -361,6 +363,45 @@ def _invert_delete(parsed: ParsedArgv, t: Target, before: Obj | None,
     return ["kubectl", "create", "-f", "{manifest}", *_ns_args(t)]
 
 
+def _manifest_target(parsed: ParsedArgv) -> Target | NoInverse:
+    """The one object of a `-f` manifest command (apply, create, delete)."""
+    from . import manifests
+    from .vocab import normalize_resource
+
+    if "kustomize" in parsed.flags:
+        return NoInverse("undo of a kustomization is not recorded; undo covers one object")
+    try:
+        loaded = manifests.load(parsed, settings=None, timeout=0)  # type: ignore[arg-type]
+    except manifests.ManifestError as e:
+        return NoInverse(f"the manifest could not be read: {e}")
+    if len(loaded.objects) != 1:
+        return NoInverse(f"the manifests hold {len(loaded.objects)} objects; undo covers a "
+                         "manifest of one object")
+    (obj,) = loaded.objects
+    kind = normalize_resource(obj.kind.lower())
+    if kind is None:
+        return NoInverse(f"rag-k8s knows no kind {obj.kind!r} to read back")
+    if kind == "secret":
+        return NoInverse("secrets are never read or stored, so a change to one cannot be undone")
+    return Target(kind, obj.name, None if kind in CLUSTER_SCOPED else obj.namespace)
+
+
+def _target_of(parsed: ParsedArgv) -> Target | NoInverse:
+    if "filename" in parsed.flags or "kustomize" in parsed.flags:
+        return _manifest_target(parsed)
+    return _named(parsed)
+
+
+def _invert_apply(parsed: ParsedArgv, t: Target, before: Obj | None,
+                  after: Obj | None) -> list[str] | NoInverse:
+    if before is None:
+        return _invert_created(parsed, t, before, after)
+    if _redacted(state_of(before)):
+        return NoInverse(f"{t.ref} held values that look like credentials, which are never "
+                         "stored, so it cannot be put back as it was")
+    return ["kubectl", "apply", "-f", "{manifest}", *_ns_args(t)]
+
+
 STRATEGIES: dict[str, Strategy] = {
     "scale": Strategy(_named, _invert_scale),
     "set image": Strategy(_named, _invert_set_image),
@@ -370,7 +411,9 @@ STRATEGIES: dict[str, Strategy] = {
     "cordon": Strategy(_named, _node_flag(True)),
     "uncordon": Strategy(_named, _node_flag(False)),
     "drain": Strategy(_no_drain, _invert_created),  # _no_drain answers first: never inverted
-    "delete": Strategy(_named, _invert_delete),
+    "delete": Strategy(_target_of, _invert_delete),
+    "create": Strategy(_manifest_target, _invert_created),
+    "apply": Strategy(_manifest_target, _invert_apply),
 }
 
 

@@ -212,3 +212,10 @@ def test_audit_tail_marks_what_can_be_undone(tmp_path: Path) -> None:
     rows = [line for line in console.export_text().splitlines() if "aaaaaaaa" in line
             or "bbbbbbbb" in line]
     assert ["yes" in rows[0], "no" in rows[1]] == [True, True]
+
+
+def test_a_secret_is_never_read_before_it_changes(recording_kubectl: Any) -> None:
+    result = k8s_exec({"argv": ["kubectl", "delete", "secret/db", "-n", "dev"],
+                       "constraints": {"confirm": True}})
+    assert result["status"] == "executed"
+    assert recording_kubectl.calls == [["delete", "secret/db", "-n", "dev"]]

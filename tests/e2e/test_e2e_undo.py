@@ -370,3 +370,62 @@ def test_the_inverse_is_judged_by_the_policy_of_its_own_verb(e2e: E2E) -> None:
     assert undone["decision"]["reasons"] == ["namespace 'prod' does not allow rollback on deployment"]
     assert [r.method for r in e2e.requests()] == ["GET"]  # the drift check's read only
     assert _line(undone["operation_id"])["undoes"] == result["operation_id"]
+
+
+# ---------------------------------------------------------------- delete and manifests
+
+
+def _undo_with_preview(op_id: str) -> dict[str, Any]:
+    """A manifest change runs only with the digest of the preview it showed (rag_k8s.manifests)."""
+    shown = _undo(op_id)
+    assert shown["status"] == "needs_confirmation", shown
+    digest = shown["plan"]["preview"]["digest"]
+    return _undo(op_id, previewDigest=digest)
+
+
+@pytest.mark.parametrize(("kind", "name"), [("configmap", "api-config"), ("deployment", "web")])
+def test_delete_then_undo_recreates_the_captured_object(e2e: E2E, kind: str, name: str) -> None:
+    before = _state(e2e, f"{kind}/{name}", "-n", "dev")
+    result = k8s_exec({"intent": "delete", "resource": kind, "namespace": "dev", "name": name,
+                       "constraints": YES})
+    assert result["status"] == "executed", result
+    assert _state(e2e, f"{kind}/{name}", "-n", "dev") is None
+    record = _line(result["operation_id"])["undo"]
+    manifest = Path(os.environ["RAG_K8S_HOME"]) / "undo" / f"{result['operation_id']}.yaml"
+    assert record["argv"] == ["kubectl", "create", "-f", str(manifest), "-n", "dev"]
+    assert oct(manifest.stat().st_mode & 0o777) == "0o600"
+    undone = _undo_with_preview(result["operation_id"])
+    assert undone["status"] == "executed", undone
+    assert _state(e2e, f"{kind}/{name}", "-n", "dev") == before
+    # ... and undoing the undo deletes it again.
+    again = _undo(undone["operation_id"])
+    assert again["plan"]["argv"] == ["kubectl", "delete", f"{kind}/{name}", "-n", "dev"]
+    assert again["status"] == "executed", again
+    assert _state(e2e, f"{kind}/{name}", "-n", "dev") is None
+
+
+def test_a_secret_is_never_captured(e2e: E2E) -> None:
+    result = k8s_exec({"argv": ["kubectl", "delete", "secret/dev-token", "-n", "dev"],
+                       "constraints": YES})
+    assert result["status"] == "executed", result
+    assert _line(result["operation_id"])["undo"] == {
+        "none": "secrets are never read or stored, so a change to one cannot be undone"}
+
+    assert not (Path(os.environ["RAG_K8S_HOME"]) / "undo" / f"{result['operation_id']}.yaml").exists()
+
+
+def test_apply_of_a_changed_manifest_then_undo(e2e: E2E) -> None:
+    before = _state(e2e, "configmap/api-config", "-n", "dev")
+    path = e2e.home / "cm.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: api-config, namespace: dev}\n"
+                    "data: {LOG_LEVEL: warn}\n")
+    argv = ["kubectl", "apply", "-f", str(path), "-n", "dev"]
+    shown = k8s_exec({"argv": argv, "constraints": YES})
+    result = k8s_exec({"argv": argv, "constraints": {
+        **YES, "previewDigest": shown["plan"]["preview"]["digest"]}})
+    assert result["status"] == "executed", result
+    assert _state(e2e, "configmap/api-config", "-n", "dev")["data"] == {"LOG_LEVEL": "warn"}
+    assert _line(result["operation_id"])["undo"]["argv"][:2] == ["kubectl", "apply"]
+    undone = _undo_with_preview(result["operation_id"])
+    assert undone["status"] == "executed", undone
+    assert _state(e2e, "configmap/api-config", "-n", "dev") == before
