@@ -402,6 +402,251 @@ def _invert_apply(parsed: ParsedArgv, t: Target, before: Obj | None,
     return ["kubectl", "apply", "-f", "{manifest}", *_ns_args(t)]
 
 
+# --- the intents of CONTRACT §3 that change metadata, env, resources or create objects ---------
+
+
+def _is_change_token(token: str) -> bool:
+    return "=" in token or ":" in token or (token.endswith("-") and len(token) > 1)
+
+
+def _object_of(parsed: ParsedArgv) -> Target | NoInverse:
+    """kind/name or `kind name` of a verb whose other positionals are key=value changes."""
+    names = [n for n in parsed.names if not _is_change_token(n)]
+    kind = parsed.kind
+    if kind is None or len(names) != 1:
+        return NoInverse(f"kubectl {parsed.verb} does not name exactly one object")
+    if kind == "secret":
+        return NoInverse("secrets are never read or stored, so a change to one cannot be undone")
+    return Target(kind, names[0], None if kind in CLUSTER_SCOPED else parsed.namespace)
+
+
+def _changes(parsed: ParsedArgv) -> list[tuple[str, str | None]]:
+    """`key=value` (set) and `key-` (remove) positionals, in order."""
+    out: list[tuple[str, str | None]] = []
+    for token in [*parsed.names, *parsed.extra]:
+        if "=" in token:
+            key, _, value = token.partition("=")
+            out.append((key, value))
+        elif token.endswith("-") and len(token) > 1:
+            out.append((token[:-1], None))
+    return out
+
+
+def _metadata_map(field_name: str, verb: str) -> Inverter:
+    """label / annotate: put back each key's old value, remove the keys that were added."""
+    def invert(parsed: ParsedArgv, t: Target, before: Obj | None,
+               after: Obj | None) -> list[str] | NoInverse:
+        if before is None:
+            return NoInverse(f"{t.shown()} did not exist before the command")
+        old = (before.get("metadata") or {}).get(field_name) or {}
+        tokens: list[str] = []
+        overwrite = False
+        for key, new in _changes(parsed):
+            if old.get(key) == new:
+                continue
+            if key in old:
+                if REDACTED in str(old[key]):
+                    return NoInverse(f"the old value of {key} looks like a credential, which is "
+                                     "never stored")
+                tokens.append(f"{key}={old[key]}")
+                overwrite = overwrite or new is not None
+            else:
+                tokens.append(f"{key}-")
+        tokens = list(dict.fromkeys(tokens))
+        if not tokens:
+            return NoInverse(f"the command changed no {field_name} of {t.ref}")
+        return ["kubectl", verb, t.ref, *_ns_args(t), *tokens,
+                *(["--overwrite"] if overwrite else [])]
+    return invert
+
+
+def _taint_text(taint: Obj) -> str:
+    value = f"={taint['value']}" if taint.get("value") else ""
+    return f"{taint.get('key')}{value}:{taint.get('effect')}"
+
+
+def _invert_taint(parsed: ParsedArgv, t: Target, before: Obj | None,
+                  after: Obj | None) -> list[str] | NoInverse:
+    if before is None:
+        return NoInverse(f"node {t.name} did not exist before the command")
+    old = list((before.get("spec") or {}).get("taints") or [])
+    tokens: list[str] = []
+    overwrite = False
+    for token in [*parsed.names, *parsed.extra]:
+        if not _is_change_token(token):
+            continue
+        removing = token.endswith("-")
+        spec = token[:-1] if removing else token
+        key_value, _, effect = spec.partition(":")
+        key, _, value = key_value.partition("=")
+        matching = [x for x in old if x.get("key") == key and (not effect or x.get("effect") == effect)]
+        if removing:
+            tokens += [_taint_text(x) for x in matching]  # put back what was removed
+        elif not matching:
+            tokens.append(f"{key}:{effect}-")  # remove what was added
+        elif any((x.get("value") or "") != value for x in matching):
+            tokens += [_taint_text(x) for x in matching]
+            overwrite = True
+    tokens = list(dict.fromkeys(tokens))
+    if not tokens:
+        return NoInverse(f"the command changed no taint of node {t.name}")
+    return ["kubectl", "taint", "nodes", t.name, *tokens, *(["--overwrite"] if overwrite else [])]
+
+
+def _paused(want_paused: bool) -> Inverter:
+    def invert(parsed: ParsedArgv, t: Target, before: Obj | None,
+               after: Obj | None) -> list[str] | NoInverse:
+        if before is None:
+            return NoInverse(f"{t.shown()} did not exist before the command")
+        was = bool((before.get("spec") or {}).get("paused", False))
+        if was == want_paused:
+            return NoInverse(f"{t.ref} was already {'paused' if was else 'running'}: the "
+                             "command changed nothing")
+        return ["kubectl", "rollout", "resume" if want_paused else "pause", t.ref, *_ns_args(t)]
+    return invert
+
+
+def _selected_containers(parsed: ParsedArgv, before: Obj) -> list[Obj]:
+    import fnmatch
+
+    spec = _pod_spec(before)
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    pattern = parsed.value("containers") or parsed.value("c") or "*"
+    return [c for c in containers if fnmatch.fnmatchcase(str(c.get("name")), pattern)]
+
+
+def _invert_set_env(parsed: ParsedArgv, t: Target, before: Obj | None,
+                    after: Obj | None) -> list[str] | NoInverse:
+    if before is None:
+        return NoInverse(f"{t.shown()} did not exist before the command")
+    if any(f in parsed.flags for f in ("from", "env", "keys", "prefix", "resolve", "list")):
+        return NoInverse("undo covers set env with KEY=value and KEY- only")
+    chosen = _selected_containers(parsed, before)
+    inverses: set[tuple[str, ...]] = set()
+    for container in chosen:
+        env = {e.get("name"): e for e in container.get("env") or []}
+        tokens: list[str] = []
+        for key, new in _changes(parsed):
+            old = env.get(key)
+            if old is not None and "valueFrom" in old:
+                return NoInverse(f"{key} was set from a reference (valueFrom), which set env "
+                                 "cannot put back")
+            old_value = None if old is None else str(old.get("value", ""))
+            if old_value == new:
+                continue
+            if old_value is not None and REDACTED in old_value:
+                return NoInverse(f"the old value of {key} looks like a credential, which is "
+                                 "never stored")
+            tokens.append(f"{key}-" if old is None else f"{key}={old_value}")
+        inverses.add(tuple(dict.fromkeys(tokens)))
+    inverses.discard(())
+    if not inverses:
+        return NoInverse(f"the command changed no environment variable of {t.ref}")
+    if len(inverses) > 1:
+        return NoInverse("the containers had different values before; one set env cannot put "
+                         "each back")
+    (tokens,) = inverses
+    pattern = parsed.value("containers") or parsed.value("c")
+    return ["kubectl", "set", "env", t.ref, *_ns_args(t),
+            *([f"--containers={pattern}"] if pattern else []), *tokens]
+
+
+def _invert_set_resources(parsed: ParsedArgv, t: Target, before: Obj | None,
+                          after: Obj | None) -> list[str] | NoInverse:
+    if before is None:
+        return NoInverse(f"{t.shown()} did not exist before the command")
+    chosen = _selected_containers(parsed, before)
+    inverses: set[tuple[str, ...]] = set()
+    for container in chosen:
+        resources = container.get("resources") or {}
+        flags: list[str] = []
+        for flag, section in (("limits", "limits"), ("requests", "requests")):
+            given = parsed.value(flag)
+            if not given:
+                continue
+            old = resources.get(section) or {}
+            pairs = []
+            for item in given.split(","):
+                name = item.partition("=")[0]
+                if name not in old:
+                    return NoInverse(f"{t.ref} had no {section} {name} before, and kubectl set "
+                                     "resources cannot remove one")
+                pairs.append(f"{name}={old[name]}")
+            flags.append(f"--{flag}={','.join(pairs)}")
+        inverses.add(tuple(flags))
+    inverses.discard(())
+    if not inverses:
+        return NoInverse(f"the command changed no resources of {t.ref}")
+    if len(inverses) > 1:
+        return NoInverse("the containers had different resources before; one set resources "
+                         "cannot put each back")
+    (flags,) = inverses
+    pattern = parsed.value("containers") or parsed.value("c")
+    return ["kubectl", "set", "resources", t.ref, *_ns_args(t),
+            *([f"--containers={pattern}"] if pattern else []), *flags]
+
+
+# `kubectl create KIND NAME`: where the kind's name sits (`create service clusterip NAME`).
+_CREATE_NAME_AT = {"service": 2, "secret": 2}
+
+
+def _created_target(parsed: ParsedArgv) -> Target | NoInverse:
+    from .vocab import normalize_resource
+
+    if "filename" in parsed.flags or "kustomize" in parsed.flags:
+        return _manifest_target(parsed)
+    words = [w for w in parsed.positional]
+    kind = normalize_resource(words[0]) if words else None
+    at = _CREATE_NAME_AT.get(kind or "", 1)
+    if kind is None or len(words) <= at:
+        return NoInverse("the command does not name the kind and name of what it creates")
+    if kind == "secret":
+        return NoInverse("secrets are never read or stored, so a change to one cannot be undone")
+    if kind == "namespace":
+        return NoInverse("rag-k8s never deletes a namespace, so creating one cannot be undone "
+                         "through it")
+    return Target(kind, words[at], None if kind in CLUSTER_SCOPED else parsed.namespace)
+
+
+def _exposed_target(parsed: ParsedArgv) -> Target | NoInverse:
+    named = _named(parsed)
+    if isinstance(named, NoInverse):
+        return named
+    return Target("service", parsed.value("name") or named.name, named.namespace)
+
+
+def _run_target(parsed: ParsedArgv) -> Target | NoInverse:
+    if not parsed.positional:
+        return NoInverse("kubectl run names no pod")
+    return Target("pod", parsed.positional[0], parsed.namespace)
+
+
+def _merge_patch(old: Any, new: Any) -> Any:
+    """The JSON merge patch (RFC 7386) that turns `new` back into `old`."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return old
+    out: dict[str, Any] = {}
+    for key in set(old) | set(new):
+        if key not in old:
+            out[key] = None
+        elif key not in new or old[key] != new[key]:
+            out[key] = _merge_patch(old[key], new.get(key)) if key in new else old[key]
+    return out
+
+
+def _invert_patch(parsed: ParsedArgv, t: Target, before: Obj | None,
+                  after: Obj | None) -> list[str] | NoInverse:
+    if before is None or after is None:
+        return NoInverse(f"{t.shown()} did not exist before and after the command")
+    old, new = state_of(before), state_of(after)
+    if old == new:
+        return NoInverse(f"the patch changed nothing in {t.ref}")
+    if _redacted(old):
+        return NoInverse(f"{t.ref} held values that look like credentials, which are never stored")
+    patch = json.dumps(_merge_patch(old, new), sort_keys=True, separators=(",", ":"))
+    return ["kubectl", "patch", t.ref, *_ns_args(t), "--type=merge", f"--patch={patch}"]
+
+
 STRATEGIES: dict[str, Strategy] = {
     "scale": Strategy(_named, _invert_scale),
     "set image": Strategy(_named, _invert_set_image),
@@ -412,8 +657,19 @@ STRATEGIES: dict[str, Strategy] = {
     "uncordon": Strategy(_named, _node_flag(False)),
     "drain": Strategy(_no_drain, _invert_created),  # _no_drain answers first: never inverted
     "delete": Strategy(_target_of, _invert_delete),
-    "create": Strategy(_manifest_target, _invert_created),
+    "create": Strategy(_created_target, _invert_created),
     "apply": Strategy(_manifest_target, _invert_apply),
+    # The changing intents vocab adds (CONTRACT §3): one entry each.
+    "label": Strategy(_object_of, _metadata_map("labels", "label")),
+    "annotate": Strategy(_object_of, _metadata_map("annotations", "annotate")),
+    "taint": Strategy(_object_of, _invert_taint),
+    "rollout pause": Strategy(_named, _paused(True)),
+    "rollout resume": Strategy(_named, _paused(False)),
+    "set env": Strategy(_named, _invert_set_env),
+    "set resources": Strategy(_named, _invert_set_resources),
+    "expose": Strategy(_exposed_target, _invert_created),
+    "run": Strategy(_run_target, _invert_created),
+    "patch": Strategy(_named, _invert_patch),
 }
 
 

@@ -219,3 +219,52 @@ def test_a_secret_is_never_read_before_it_changes(recording_kubectl: Any) -> Non
                        "constraints": {"confirm": True}})
     assert result["status"] == "executed"
     assert recording_kubectl.calls == [["delete", "secret/db", "-n", "dev"]]
+
+
+# ---------------------------------------------------------------- the intents vocab adds
+
+LABELLED = {"kind": "Deployment", "metadata": {"name": "api", "labels": {"app": "api", "team": "a"},
+                                               "annotations": {"note": "old"}},
+            "spec": {"paused": False, "template": {"spec": {"containers": [
+                {"name": "app", "image": "nginx:1.27", "env": [{"name": "MODE", "value": "fast"}],
+                 "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}}}]}}}}
+NODE = {"kind": "Node", "metadata": {"name": "node-1"},
+        "spec": {"taints": [{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]}}
+
+
+@pytest.mark.parametrize(("argv", "before", "inverse"), [
+    (["kubectl", "label", "deployment/api", "-n", "dev", "team=b", "tier=web", "app-"], LABELLED,
+     ["kubectl", "label", "deployment/api", "-n", "dev", "team=a", "tier-", "app=api",
+      "--overwrite"]),
+    (["kubectl", "label", "deployment/api", "-n", "dev", "team=a"], LABELLED,
+     NoInverse("the command changed no labels of deployment/api")),
+    (["kubectl", "annotate", "deployment/api", "-n", "dev", "note=new"], LABELLED,
+     ["kubectl", "annotate", "deployment/api", "-n", "dev", "note=old", "--overwrite"]),
+    (["kubectl", "taint", "nodes", "node-1", "dedicated=db:NoExecute"], NODE,
+     ["kubectl", "taint", "nodes", "node-1", "dedicated:NoExecute-"]),
+    (["kubectl", "taint", "nodes", "node-1", "gpu:NoSchedule-"], NODE,
+     ["kubectl", "taint", "nodes", "node-1", "gpu=yes:NoSchedule"]),
+    (["kubectl", "taint", "nodes", "node-1", "gpu=no:NoSchedule", "--overwrite"], NODE,
+     ["kubectl", "taint", "nodes", "node-1", "gpu=yes:NoSchedule", "--overwrite"]),
+    (["kubectl", "rollout", "pause", "deployment/api", "-n", "dev"], LABELLED,
+     ["kubectl", "rollout", "resume", "deployment/api", "-n", "dev"]),
+    (["kubectl", "rollout", "resume", "deployment/api", "-n", "dev"], LABELLED,
+     NoInverse("deployment/api was already running: the command changed nothing")),
+    (["kubectl", "set", "env", "deployment/api", "-n", "dev", "MODE=slow", "DEBUG=1"], LABELLED,
+     ["kubectl", "set", "env", "deployment/api", "-n", "dev", "MODE=fast", "DEBUG-"]),
+], ids=["label", "label-no-op", "annotate", "taint-add", "taint-remove", "taint-overwrite",
+        "pause", "resume-no-op", "set-env"])
+def test_the_inverse_table_for_the_new_intents(argv: list[str], before: Any, inverse: Any) -> None:
+    assert _invert(argv, before, before) == inverse
+
+
+def test_a_patch_is_undone_by_the_merge_patch_back_to_the_captured_state() -> None:
+    after = json.loads(json.dumps(LABELLED))
+    after["metadata"]["labels"]["team"] = "b"
+    after["metadata"]["labels"]["extra"] = "x"
+    after["spec"]["paused"] = True
+    inverse = _invert(["kubectl", "patch", "deployment/api", "-n", "dev", "--type=merge",
+                       '--patch={"spec":{"paused":true}}'], LABELLED, after)
+    assert inverse == ["kubectl", "patch", "deployment/api", "-n", "dev", "--type=merge",
+                       '--patch={"metadata":{"labels":{"extra":null,"team":"a"}},'
+                       '"spec":{"paused":false}}']
