@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from . import yamlsafe
 from .errors import ConfigError
 
 PlannerChoice = Literal["auto", "template", "mlx"]
@@ -135,7 +136,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yamlsafe.load(path.read_text(encoding="utf-8")) or {}  # refuses duplicate keys
         return ConfigFile.model_validate(data).model_dump(exclude_none=True)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None

@@ -206,7 +206,7 @@ def test_secret_manifests_and_kubeconfig_values_are_redacted(text: str, expected
         ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer [REDACTED]"),
         ("authorization=bearer 12345678", "authorization=bearer [REDACTED]"),
         ("curl -H 'Authorization: Bearer s3cr3tT0ken'",
-         "curl -H 'Authorization: Bearer [REDACTED]"),
+         "curl -H 'Authorization: Bearer [REDACTED]'"),
         (f"sent bearer {JWT} upstream", "sent bearer [REDACTED] upstream"),
         (f"id={JWT} ok", "id=[REDACTED] ok"),
         (f"token:      {JWT}", "token:      [REDACTED]"),
