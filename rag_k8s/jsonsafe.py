@@ -120,11 +120,11 @@ def _max_depth_of(text: str) -> int:
     return deepest
 
 
-def loads(raw: str | bytes, *, field: str = "body") -> Any:
-    """Parse JSON text strictly (no NaN/Infinity, no deep nesting) and `check` the value.
+def parse(raw: str | bytes, *, field: str = "body") -> Any:
+    """Parse JSON text strictly: UTF-8, no NaN/Infinity literals, at most MAX_DEPTH deep.
 
-    Raises InvalidRequest(`field`, ...) for text that is not valid JSON, and InvalidRequest naming
-    the request field for a value `check` refuses.
+    Raises InvalidRequest(`field`, ...) for text that is not such JSON. The values themselves
+    (surrogates from `\\ud800` escapes, say) are left to `check`, which `parse_request` runs.
     """
     if isinstance(raw, bytes):
         try:
@@ -136,13 +136,18 @@ def loads(raw: str | bytes, *, field: str = "body") -> Any:
     if _max_depth_of(text) > MAX_DEPTH:
         raise InvalidRequest(field, f"is nested more than {MAX_DEPTH} levels deep")
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except InvalidRequest as e:
         raise InvalidRequest(field, e.problem) from None
     except (json.JSONDecodeError, RecursionError) as e:
         raise InvalidRequest(field, f"is not valid JSON: {e}") from None
     except ValueError as e:  # an integer literal of over 4,300 digits
         raise InvalidRequest(field, f"is not valid JSON here: {e}") from None
+
+
+def loads(raw: str | bytes, *, field: str = "body") -> Any:
+    """`parse`, then `check` the value (InvalidRequest naming the request field at fault)."""
+    value = parse(raw, field=field)
     check(value)
     return value
 

@@ -201,6 +201,16 @@ def _error_result(progress: dict[str, Any], error: BaseException) -> dict[str, A
     }
 
 
+def refuse_unreadable(raw: str, error: InvalidRequest, *,
+                      settings: Settings | None = None) -> Result:
+    """An exec request whose text is not readable JSON: `invalid`, audited with the raw text (cut,
+    JSON-safe and redacted by audit), so every call to a running door leaves its line."""
+    cfg = settings or Settings.resolve()
+    result = _invalid(str(uuid.uuid4()), error)
+    audit.write_operation(cfg.audit_log, result=result.to_dict(), request=raw)
+    return result
+
+
 def plan_request(payload: Any, *, settings: Settings | None = None) -> Result:
     """`plan`, returning the typed Result."""
     return _run_pipeline(payload, run=False, settings=settings)
