@@ -89,7 +89,7 @@ def _scrub_argv(argv: list[str]) -> list[str]:
 
 
 def _short_str(value: Any, limit: int = 253) -> str | None:
-    return value[:limit] if isinstance(value, str) else None
+    return redact(jsonsafe.sanitize(value[:limit])) if isinstance(value, str) else None
 
 
 def _request_field(request: Any) -> dict[str, Any] | str | None:
@@ -157,7 +157,7 @@ def build_entry(result: dict[str, Any], request: dict[str, Any] | str | None,
         )
     if extra:
         entry.update(redact_data(jsonsafe.sanitize(extra)))
-    return entry
+    return jsonsafe.sanitize(entry, max_depth=jsonsafe.MAX_DEPTH + 8)  # whatever the result held
 
 
 def _fallback_entry(result: Any, error: BaseException) -> dict[str, Any]:

@@ -107,7 +107,7 @@ _JSON_KV_NUMBER = re.compile(_JSON_KEY + r"(\s*:\s*)(-?\d[\d.eE+-]{0,60})(?![\w.
 _COLON_KEY = re.compile(
     r"""(?<![\w.-])("(?:[^"\\\n]|\\.){1,100}"|'[^'\n]{1,100}'|[\w-]+)[ \t]*:[ \t]+(?=\S)"""
 )
-_EQUALS_KEY = re.compile(r"(?<![\w.-])([\w.-]{1,200})=")
+_EQUALS_KEY = re.compile(r"(?<![\w.-])([\w.-]{1,200})(?:=|[ \t]+=[ \t]+)(?!=)")
 _EQUALS_VALUE = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|[^\s&"\',;]+')
 _FLAG_VALUE = re.compile(
     r"""(?<![\w-])(--?[A-Za-z][\w-]{0,100})([ \t]+)(?!-)("[^"\n]*"|'[^'\n]*'|[^\s'"]+)"""
@@ -115,6 +115,7 @@ _FLAG_VALUE = re.compile(
 _USER_FLAG = re.compile(r"""(?<![\w-])(-u|--user)([ \t]+|=)([^\s:'"]{1,256}):([^\s'"]+)""")
 _URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,15}://)([^/\s:@]{0,256}):([^/\s@]{1,256})@")
 _BLOCK_INDICATOR = re.compile(r"^[|>][-+0-9]*$")
+_LITERAL = re.compile(r"(?:true|false|null|~)(?=[\s,}\]]|$)", re.I)
 _ENV_NAME = re.compile(r"""^( *)(- +)?name:[ \t]+["']?([\w.-]{1,100})["']?[ \t]*$""")
 _ENV_VALUE = re.compile(r"^( *)(- +)?value:[ \t]+(?=\S)")
 _JSON_ENV = re.compile(
@@ -127,14 +128,17 @@ _AUTH_HEADER = re.compile(
     r"""((?:basic|bearer|digest|negotiate|token|ntlm|aws4-hmac-sha256)[ \t]+)?([^\s"',]+)"""
 )
 _BEARER = re.compile(r"(?i)(\bbearer[ \t]+)(?=[\w.~+/-]*[\d.~+/-])[\w.~+/-]{8,}=*")
-_BASIC = re.compile(r"(?i)(\bbasic[ \t]+)(?=[A-Za-z0-9+/]*[\d+/=])[A-Za-z0-9+/]{8,}=*")
+_BASIC = re.compile(r"(?i)(\bbasic[ \t]+)([A-Za-z0-9+/]{8,}=*)")
 _JWT = re.compile(r"\beyJ[\w-]{5,}\.eyJ[\w-]{5,}\.[\w-]*")
 _AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
 _KNOWN_TOKENS = re.compile(
     r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|glpat-[\w-]{20,}"
     r"|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})"
 )
-_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,60})-----.*?(?:-----END [A-Z0-9 ]{1,60}-----|\Z)", re.S)
+_PEM = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]{1,60})-----(?!\[REDACTED\]).*?(?:-----END [A-Z0-9 ]{1,60}-----|\Z)",
+    re.S,
+)
 _PEM_BASE64 = re.compile(r"\bLS0tLS1CRUdJTi[A-Za-z0-9+/=]*")
 
 _SECRET_DATA_KEYS = ("data", "stringData")
@@ -191,11 +195,19 @@ def redact(text: str) -> str:
         text = _URL_USERINFO.sub(lambda m: f"{m[1]}{m[2]}:{REDACTED}@", text)
     text = _AUTH_HEADER.sub(lambda m: f"{m[1]}{m[2] or ''}{REDACTED}", text)
     text = _BEARER.sub(rf"\g<1>{REDACTED}", text)
-    text = _BASIC.sub(rf"\g<1>{REDACTED}", text)
+    text = _BASIC.sub(lambda m: f"{m[1]}{REDACTED}" if _looks_base64(m[2]) else m[0], text)
     text = _JWT.sub(REDACTED, text)
     text = _AWS_KEY_ID.sub(REDACTED, text)
     text = _KNOWN_TOKENS.sub(REDACTED, text)
     return text
+
+
+def _looks_base64(word: str) -> bool:
+    """`dXNlcjpwYXNz` yes, `Authentication` no: a digit, `+/=`, or several capitals and small
+    letters mixed."""
+    if any(c.isdigit() or c in "+/=" for c in word):
+        return True
+    return sum(c.isupper() for c in word) >= 2 and sum(c.islower() for c in word) >= 2
 
 
 def redact_data(value: Any) -> Any:
@@ -305,6 +317,8 @@ def _credential_value_start(line: str) -> int | None:
             continue
         if key[0] in "\"'" and line[match.end():match.end() + 1] in "\"{[":
             continue  # JSON: a string value is _JSON_KV's, an object is no value to hide
+        if _LITERAL.match(line, match.end()):
+            continue  # `"automountServiceAccountToken": true, ...`: no secret in a boolean
         return match.end()
     return None
 

@@ -29,6 +29,9 @@ class DuplicateKeyError(ConstructorError):
             second,
         )
 
+    def __str__(self) -> str:  # one line, without PyYAML's "<unicode string>" mark
+        return f"line {self.line}: {self.problem}"
+
 
 class StrictSafeLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate mapping keys."""
@@ -57,6 +60,25 @@ def _refuse_duplicates(node: MappingNode) -> None:
         if marker in seen:
             raise DuplicateKeyError(text, seen[marker], key_node.start_mark)
         seen[marker] = key_node.start_mark
+
+
+def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the mapping key at `loc` (or of its nearest existing parent)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if not isinstance(node, MappingNode):
+            break
+        for key, value in node.value:
+            if isinstance(key, ScalarNode) and key.value == str(part):
+                line, node = key.start_mark.line + 1, value
+                break
+        else:
+            break
+    return line
 
 
 def load(text: str) -> Any:
