@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from . import jsonsafe
 from .config import Settings
 from .errors import STATUS_EXIT, ExitStatus, InvalidRequest, RagK8sError
 
@@ -124,10 +125,10 @@ def build_payload(
     payload: dict[str, Any] = {}
     if json_input is not None:
         text = sys.stdin.read() if json_input == "-" else _read_text(json_input)
-        try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InvalidRequest("request", f"--json-input is not valid JSON: {e}") from None
+        try:  # strict: no NaN literals, at most 32 deep (values are checked by parse_request)
+            loaded = jsonsafe.parse(text, field="request")
+        except InvalidRequest as e:
+            raise InvalidRequest("request", f"--json-input {e.problem}") from None
         if not isinstance(loaded, dict):
             raise InvalidRequest("request", "--json-input must hold one JSON object")
         payload = loaded
@@ -135,8 +136,11 @@ def build_payload(
                        ("name", name), ("query", query)):
         if value is not None:
             payload[key] = value
-    if params:
+    # A non-object `params`/`constraints` in the JSON is left as is, for validation to name it.
+    if params and isinstance(payload.get("params") or {}, dict):
         payload["params"] = {**(payload.get("params") or {}), **parse_params(params)}
+    if not isinstance(payload.get("constraints") or {}, dict):
+        return payload
     constraints: dict[str, Any] = dict(payload.get("constraints") or {})
     if confirm:
         constraints["confirm"] = True

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import audit, execute, manifests, policy, undo
+from . import audit, execute, jsonsafe, manifests, policy, undo
 from .cards import Card, Corpus, cached_corpus
 from .config import Settings
 from .errors import (
@@ -21,6 +21,7 @@ from .errors import (
 )
 from .argv_door import argv_facts, argv_plan
 from .kubectl_argv import with_server_dry_run
+from .redact import redact
 from .planner import Plan, make_plan
 from .policy import Decision
 from .request import Request, parse_request
@@ -96,12 +97,16 @@ def _refused(reason: str) -> Decision:
 
 
 def _invalid(op_id: str, e: InvalidRequest) -> Result:
-    return Result(op_id, "invalid", None, _refused(str(e)), None, invalid_field=e.field)
+    # The reason may quote the value given; a pasted credential is not echoed back.
+    return Result(op_id, "invalid", None, _refused(redact(str(e))), None, invalid_field=e.field)
 
 
 def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
-                  expected_argv: list[str] | None = None) -> Result:
+                  expected_argv: list[str] | None = None,
+                  progress: dict[str, Any] | None = None) -> Result:
     op_id = str(uuid.uuid4())
+    progress = {} if progress is None else progress
+    progress["operation_id"] = op_id
     try:
         settings = settings or Settings.resolve()
         request = parse_request(payload)
@@ -183,6 +188,7 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     if decision.requires_confirmation and not confirmed and not request.dry_run:
         return Result(op_id, "needs_confirmation", plan_, decision, None, logged)
 
+    progress["plan"] = plan_  # from here on, an exception is audited with what ran
     if card is not None and card.steps:
         return _runbook(op_id, card, plan_, decision, request, logged, settings, rules)
     # What the command will change is read just before it runs (never under dry-run).
@@ -190,6 +196,7 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         if is_mutating and not request.dry_run else None
     outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
                           dry_run=request.dry_run)
+    progress["execution"] = outcome
     if outcome.timed_out:
         status = "timeout"
     elif outcome.exit_code == 0 or manifests.is_diff_with_changes(plan_.argv, outcome.exit_code):
@@ -263,23 +270,58 @@ def _planned_request(request: Request, plan_: Plan, corpus: Corpus) -> dict[str,
     return out
 
 
-def _request_for_log(payload: Any, result: Result) -> Any:
-    if result.logged_request is not None:
+def _request_for_log(payload: Any, result: Result | None) -> Any:
+    if result is not None and result.logged_request is not None:
         return result.logged_request
     try:
         return parse_request(payload).to_dict()
-    except RagK8sError:
-        return payload if isinstance(payload, dict) else repr(payload)[:2000]
+    except Exception:  # noqa: BLE001 - anything at all is logged, made JSON-safe by audit
+        return payload if isinstance(payload, dict) else jsonsafe.sanitize(payload)
 
 
 def execute_request(payload: Any, *, settings: Settings | None = None,
                     expected_argv: list[str] | None = None) -> Result:
     """`k8s_exec`, returning the typed Result (for doors that need more than the dict)."""
     cfg = settings or Settings.resolve()
-    result = _run_pipeline(payload, run=True, settings=cfg, expected_argv=expected_argv)
+    progress: dict[str, Any] = {}
+    try:
+        result = _run_pipeline(payload, run=True, settings=cfg, expected_argv=expected_argv,
+                               progress=progress)
+    except BaseException as e:
+        # Whatever went wrong, and even if kubectl already ran, the operation leaves its line.
+        audit.write_operation(cfg.audit_log, result=_error_result(progress, e),
+                              request=_request_for_log(payload, None))
+        raise
     audit.write_operation(cfg.audit_log, result=result.to_dict(),
                           request=_request_for_log(payload, result),
                           undo=result.undo, undoes=result.undoes)
+    return result
+
+
+def _error_result(progress: dict[str, Any], error: BaseException) -> dict[str, Any]:
+    """The audit record of an operation that raised: status `error`, and what had run."""
+    plan_ = progress.get("plan")
+    outcome = progress.get("execution")
+    ran = "after kubectl ran" if outcome is not None else (
+        "while kubectl ran" if plan_ is not None else "before kubectl ran")
+    reason = f"rag-k8s stopped with {type(error).__name__} {ran}: {error}"
+    return {
+        "operation_id": progress.get("operation_id") or str(uuid.uuid4()),
+        "status": "error",
+        "plan": plan_.to_dict() if plan_ is not None else None,
+        "decision": {"allowed": plan_ is not None, "requires_confirmation": False,
+                     "reasons": [reason], "suggestion": None},
+        "execution": outcome.to_dict() if outcome is not None else None,
+    }
+
+
+def refuse_unreadable(raw: str, error: InvalidRequest, *,
+                      settings: Settings | None = None) -> Result:
+    """An exec request whose text is not readable JSON: `invalid`, audited with the raw text (cut,
+    JSON-safe and redacted by audit), so every call to a running door leaves its line."""
+    cfg = settings or Settings.resolve()
+    result = _invalid(str(uuid.uuid4()), error)
+    audit.write_operation(cfg.audit_log, result=result.to_dict(), request=raw)
     return result
 
 
