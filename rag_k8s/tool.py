@@ -112,8 +112,11 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     if decision.requires_confirmation and not request.confirm and not request.dry_run:
         return Result(op_id, "needs_confirmation", plan_, decision, None, logged)
 
-    outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
-                          dry_run=request.dry_run)
+    from .progress import phase  # the CLI's spinner, once kubectl has run a second
+
+    with phase(f"running {shlex.join(plan_.argv)[:60]}", delay=1.0):
+        outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
+                              dry_run=request.dry_run)
     if outcome.timed_out:
         status = "timeout"
     elif outcome.exit_code == 0:
