@@ -195,7 +195,11 @@ def _export(directory: Path) -> None:
     bert.eval()
     model = Pooled(bert)
     dummy = torch.ones((2, 8), dtype=torch.int64)
-    with torch.no_grad():
+    import warnings
+
+    # The legacy exporter warns about itself and about traced shape checks that hold here.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             model, (dummy, dummy, torch.zeros_like(dummy)), str(directory / RAW),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
