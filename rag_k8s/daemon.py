@@ -12,8 +12,8 @@ The client checks the same of the server (the file's owner and the peer uid).
 
 When the client uses the server: only when the server's settings and kubectl environment are the
 client's own (a fingerprint: every Settings field, RAG_K8S_*, KUBECONFIG, HOME, PATH, KUBE*,
-proxies); otherwise the server answers `refused` and the CLI runs in-process. A request naming
-local manifest `files` is never sent (its relative paths belong to the client's directory).
+proxies); otherwise the server answers `refused` and the CLI runs in-process. A request with
+manifest `files` or an `argv` is never sent (relative paths belong to the client's directory).
 
 Protocol: one JSON object per line each way, one request per connection.
   -> {"v": 1, "op": "plan"|"exec"|"retrieve", "fingerprint": {...}, ...arguments}
@@ -429,4 +429,6 @@ def _prefetch_for(payload: Any, settings: Settings) -> None:
 
 
 def _has_files(payload: Any) -> bool:
-    return isinstance(payload, dict) and bool(payload.get("files"))
+    """Requests that may name local paths (`files`, or an `argv` with -f/-k) run in-process:
+    the server's working directory is not the client's."""
+    return isinstance(payload, dict) and bool(payload.get("files") or payload.get("argv"))
