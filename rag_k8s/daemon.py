@@ -91,8 +91,14 @@ class SocketServer:
     """The listener: a thread accepting connections, one thread per request."""
 
     def __init__(self, settings: Settings, *, owner_uid: int | None = None,
-                 on_request: Callable[[], None] | None = None) -> None:
+                 on_request: Callable[[], None] | None = None, preload: bool = False) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.settings = settings
+        # One worker runs every request: MLX streams belong to the thread that made them, so
+        # the model is loaded and used on this one thread (requests queue; one user's CLI).
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-k8s-model")
+        self.preload = preload
         self.path = socket_path(settings)
         self.owner_uid = os.geteuid() if owner_uid is None else owner_uid
         self.fingerprint = fingerprint(settings)
@@ -102,6 +108,8 @@ class SocketServer:
         self.refused_peers = 0
 
     def start(self) -> SocketServer:
+        if self.preload:
+            self.worker.submit(preload_models, self.settings).result()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() or self.path.is_symlink():
             if _answers(self.path):
@@ -123,6 +131,7 @@ class SocketServer:
         return self
 
     def close(self) -> None:
+        self.worker.shutdown(wait=False, cancel_futures=True)
         sock, self.sock = self.sock, None
         if sock is not None:
             try:
@@ -156,7 +165,10 @@ class SocketServer:
             except (OSError, ValueError) as e:
                 _send(conn, {"ok": False, "refused": f"bad request: {e}"})
                 return
-            _send(conn, self.answer(request))
+            if isinstance(request, dict) and request.get("op") == "ping":
+                _send(conn, self.answer(request))
+                return
+            _send(conn, self.worker.submit(self.answer, request).result())
 
     def answer(self, request: Any) -> dict[str, Any]:
         if not isinstance(request, dict) or request.get("v") != PROTOCOL:
@@ -225,9 +237,7 @@ def run_daemon(settings: Settings, *, preload: bool = True) -> None:
     """`rag-k8s daemon`: only the Unix socket, in the foreground until interrupted."""
     import signal
 
-    if preload:
-        preload_models(settings)
-    server = start_listener(settings)
+    server = start_listener(settings, preload=preload)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

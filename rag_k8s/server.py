@@ -567,11 +567,12 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     import uvicorn
 
     check_bind(host, settings.api_token)
-    app = create_app(settings, preload=preload)
     from .daemon import start_listener  # the CLI's warm path (daemon.py), beside HTTP
 
-    listener = start_listener(settings)
+    # First: its model thread loads the model, which the HTTP preload then finds loaded.
+    listener = start_listener(settings, preload=preload)
     try:
+        app = create_app(settings, preload=preload)
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         listener.close()

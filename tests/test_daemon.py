@@ -354,3 +354,35 @@ def test_the_daemon_command_serves_the_cli_from_another_process(
             break
         time.sleep(0.1)
     assert not daemon.socket_path(settings).exists()
+
+
+@pytest.mark.mlx
+def test_the_mlx_planner_answers_the_same_through_the_warm_server(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The point of the warm server: the model stays loaded. Same plan as in-process."""
+    from rag_k8s.models import TINY_DIR_NAME, build_tiny_model, is_complete
+
+    model = settings.models_dir / TINY_DIR_NAME
+    if not is_complete(model):
+        build_tiny_model(model)
+    monkeypatch.setenv("RAG_K8S_PLANNER", "mlx")
+    monkeypatch.setenv("RAG_K8S_MODEL", str(model))
+    mlx = Settings.resolve()
+    counter = Counter()
+    srv = daemon.start_listener(mlx, on_request=counter, preload=True)  # the model thread
+    try:
+        from rag_k8s.planner import mlx as mlx_planner
+
+        assert str(model) in mlx_planner._MODELS  # loaded before the first request
+        args = ["plan", "--json", "restart the api deployment in prod"]
+        warm = cli(*args)
+        assert counter.n == 1
+        monkeypatch.setenv("RAG_K8S_NO_SOCKET", "1")
+        cold = cli(*args)
+    finally:
+        srv.close()
+    assert warm.exit_code == cold.exit_code, warm.stderr
+    body = json.loads(warm.stdout)
+    assert without_ids(body) == without_ids(json.loads(cold.stdout))
+    assert body["plan"] is None or body["plan"]["planner"] in ("mlx", "template")
