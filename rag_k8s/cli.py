@@ -341,7 +341,7 @@ def exec_command(
 ) -> None:
     """Plan, check and run one kubectl command."""
     with _errors_to_exit():
-        from . import tool  # inside: Ctrl-C during the heavy import still exits 130
+        from . import daemon as tool  # the warm server's socket first, else in-process
 
         argv = _door_argv(ctx, text)
         payload = _with_argv(build_payload(
@@ -392,7 +392,7 @@ def plan_command(
 ) -> None:
     """Show the command that would run and the policy decision; never runs kubectl."""
     with _errors_to_exit():
-        from . import tool
+        from . import daemon as tool  # the warm server's socket first, else in-process
 
         argv = _door_argv(ctx, text)
         payload = _with_argv(build_payload(
@@ -461,7 +461,7 @@ def retrieve_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
 ) -> None:
     """Show the command cards nearest a query, with their scores."""
-    from .retrieve import retrieve
+    from .daemon import retrieve  # the warm server's socket first, else in-process
 
     with _errors_to_exit():
         query = _query(query, text) or ""
@@ -508,6 +508,17 @@ def serve_command(
 
     with _errors_to_exit():
         serve(_settings(), host=host, port=port, preload=preload)
+
+
+@app.command("daemon")
+def daemon_command(
+    preload: Annotated[bool, typer.Option("--preload/--no-preload", help="Load the embedder and the model at start-up.")] = True,
+) -> None:
+    """Keep the embedder and the model warm for the CLI, on $RAG_K8S_HOME/rag-k8s.sock only."""
+    from .daemon import run_daemon
+
+    with _errors_to_exit():
+        run_daemon(_settings(), preload=preload)
 
 
 @app.command("mcp")

@@ -139,9 +139,10 @@ class ServerState:
 
     def preload(self) -> None:
         """Load the embedder and, when one is available locally, the MLX model."""
-        from .index import embedder
+        from .index import ensure_index, query_embedder
 
-        embedder()
+        ensure_index(self.settings)
+        query_embedder(self.settings)  # the ONNX query embedder (daemon.py); no torch
         self.embedder_loaded = True
         from .planner import mlx as mlx_planner
 
@@ -828,5 +829,12 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     import uvicorn
 
     check_bind(host, settings.api_token)
-    app = create_app(settings, preload=preload, host=host)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    from .daemon import start_listener  # the CLI's warm path (daemon.py), beside HTTP
+
+    # First: its model thread loads the model, which the HTTP preload then finds loaded.
+    listener = start_listener(settings, preload=preload)
+    try:
+        app = create_app(settings, preload=preload, host=host)
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        listener.close()

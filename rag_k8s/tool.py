@@ -194,8 +194,11 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     # What the command will change is read just before it runs (never under dry-run).
     before = undo.capture(plan_.argv, settings=settings, rules=rules, timeout=request.timeout) \
         if is_mutating and not request.dry_run else None
-    outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
-                          dry_run=request.dry_run)
+    from .progress import phase  # the CLI's spinner, once kubectl has run a second
+
+    with phase(f"running {shlex.join(plan_.argv)[:60]}", delay=1.0):
+        outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
+                              dry_run=request.dry_run)
     progress["execution"] = outcome
     if outcome.timed_out:
         status = "timeout"
