@@ -36,7 +36,8 @@ class Request:
     params: dict[str, Any] = field(default_factory=dict)
     confirm: bool = False
     dry_run: bool = False
-    timeout: int = 15
+    # None when the request gives none: the settings decide (config.effective_timeout).
+    timeout: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The request in its contract shape (normalised), for logs and prompts."""
@@ -49,8 +50,9 @@ class Request:
         }
         if self.params:
             out["params"] = dict(self.params)
-        out["constraints"] = {"confirm": self.confirm, "dryRun": self.dry_run,
-                              "timeout": self.timeout}
+        out["constraints"] = {"confirm": self.confirm, "dryRun": self.dry_run}
+        if self.timeout is not None:
+            out["constraints"]["timeout"] = self.timeout
         return out
 
 
@@ -141,5 +143,5 @@ def parse_request(payload: Any) -> Request:
         params=params,
         confirm=bool(constraints.get("confirm", False)),
         dry_run=bool(constraints.get("dryRun", False)),
-        timeout=int(constraints.get("timeout", 15)),
+        timeout=int(constraints["timeout"]) if "timeout" in constraints else None,
     )

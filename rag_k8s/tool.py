@@ -14,7 +14,7 @@ from typing import Any
 
 from . import audit, execute, policy
 from .cards import Corpus, cached_corpus
-from .config import Settings
+from .config import Settings, effective_timeout
 from .errors import (
     InvalidRequest, ModelNotFound, NoMatch, PlannerError, PolicyError, RagK8sError, RefusedAction,
 )
@@ -65,6 +65,8 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         request = parse_request(payload)
     except InvalidRequest as e:
         return _invalid(op_id, e)
+    # The request's own timeout, else RAG_K8S_TIMEOUT, else config.yaml, else 15 (config.py).
+    request = replace(request, timeout=effective_timeout(request.timeout, settings))
 
     try:
         corpus: Corpus = cached_corpus(settings.cards_dir)
@@ -112,9 +114,12 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     if decision.requires_confirmation and not request.confirm and not request.dry_run:
         return Result(op_id, "needs_confirmation", plan_, decision, None, logged)
 
+    assert request.timeout is not None
     outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
                           dry_run=request.dry_run)
-    if outcome.timed_out:
+    if outcome.interrupted:
+        status = "interrupted"  # rag-k8s was stopped while kubectl ran; the tree was killed
+    elif outcome.timed_out:
         status = "timeout"
     elif outcome.exit_code == 0:
         status = "executed"
@@ -163,9 +168,11 @@ def execute_request(payload: Any, *, settings: Settings | None = None,
                     expected_argv: list[str] | None = None) -> Result:
     """`k8s_exec`, returning the typed Result (for doors that need more than the dict)."""
     cfg = settings or Settings.resolve()
-    result = _run_pipeline(payload, run=True, settings=cfg, expected_argv=expected_argv)
-    audit.write_operation(cfg.audit_log, result=result.to_dict(),
-                          request=_request_for_log(payload, result))
+    with execute.operation():  # a shutdown waits until this call's audit line is written
+        result = _run_pipeline(payload, run=True, settings=cfg, expected_argv=expected_argv)
+        with execute.shielded(reraise=True):  # Ctrl-C now would lose the line of what ran
+            audit.write_operation(cfg.audit_log, result=result.to_dict(),
+                                  request=_request_for_log(payload, result))
     return result
 
 
