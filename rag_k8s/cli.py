@@ -525,8 +525,18 @@ def doctor_command() -> None:
             raise typer.Exit(int(ExitStatus.ERROR))
 
 
+def _stop_like_ctrl_c(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # one path for Ctrl-C, SIGTERM and a closed terminal
+
+
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
+    # SIGTERM/SIGHUP take Ctrl-C's path: kubectl's tree is killed and the operation audited as
+    # `interrupted` (servers install their own handlers on top of these).
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop_like_ctrl_c)
     try:
         app()
     except KeyboardInterrupt:

@@ -324,12 +324,17 @@ def interrupt_all(reason: str = "rag-k8s is shutting down") -> int:
     return len(lives)
 
 
-def shutdown(reason: str = "rag-k8s is shutting down", wait: float = 10.0) -> None:
-    """Refuse new kubectl runs, stop the running ones and wait (bounded) until their operations
-    are audited. For server shutdown, MCP stdio closing and interpreter exit."""
+def begin_shutdown(reason: str = "rag-k8s is shutting down") -> None:
+    """Refuse new kubectl runs and stop the running ones, without waiting (signal handlers)."""
     _STOPPING_REASON[0] = reason
     _STOPPING.set()
     interrupt_all(reason)
+
+
+def shutdown(reason: str = "rag-k8s is shutting down", wait: float = 10.0) -> None:
+    """Refuse new kubectl runs, stop the running ones and wait (bounded) until their operations
+    are audited. For server shutdown, MCP stdio closing and interpreter exit."""
+    begin_shutdown(reason)
     with _OPS_DONE:
         _OPS_DONE.wait_for(lambda: _OPS[0] == 0, timeout=wait)
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import execute
 from .config import Settings
 from .errors import ConfigError, InvalidRequest, RagK8sError
 from .request import parse_request, request_schema
@@ -560,4 +561,23 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
 
     check_bind(host, settings.api_token)
     app = create_app(settings, preload=preload)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    server = _shutdown_aware_server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+    try:
+        server.run()
+    finally:
+        execute.shutdown("the server is shutting down")  # waits for the in-flight audit lines
+
+
+def _shutdown_aware_server(config: Any) -> Any:
+    """A uvicorn server whose SIGINT/SIGTERM first stops the kubectl of calls in flight (they
+    answer `interrupted`, audited), so the graceful shutdown does not wait on them."""
+    import signal
+
+    import uvicorn
+
+    class ShutdownAwareServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            execute.begin_shutdown(f"the server is shutting down ({signal.Signals(sig).name})")
+            super().handle_exit(sig, frame)
+
+    return ShutdownAwareServer(config)
