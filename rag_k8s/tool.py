@@ -53,8 +53,12 @@ def _refused(reason: str) -> Decision:
     return Decision(allowed=False, requires_confirmation=False, reasons=[reason])
 
 
-def _invalid(op_id: str, e: InvalidRequest) -> Result:
-    return Result(op_id, "invalid", None, _refused(str(e)), None, invalid_field=e.field)
+def _invalid(op_id: str, e: InvalidRequest, card_id: str | None = None) -> Result:
+    reason = str(e)
+    if card_id and card_id not in reason:
+        # `plan` is null for `invalid`: the reason still says which card was chosen.
+        reason += f" (card {card_id})"
+    return Result(op_id, "invalid", None, _refused(reason), None, invalid_field=e.field)
 
 
 def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
@@ -72,7 +76,7 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         corpus: Corpus = cached_corpus(settings.cards_dir)
         plan_ = make_plan(request, settings=settings, corpus=corpus)
     except InvalidRequest as e:
-        return _invalid(op_id, e)
+        return _invalid(op_id, e, card_id=getattr(e, "card_id", None))
     except NoMatch as e:
         return Result(op_id, "no_match", None, _refused(str(e)), None)
     except RefusedAction as e:
