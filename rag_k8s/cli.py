@@ -57,8 +57,8 @@ audit_app = typer.Typer(help="Inspect the hash-chained audit log.", no_args_is_h
                         rich_markup_mode=None)
 app.add_typer(audit_app, name="audit")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, highlight=False)  # no colouring of numbers and brackets
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 log = logging.getLogger("rag_k8s")
 
@@ -381,6 +381,8 @@ def exec_command(
             confirmed = True
             # Only the command that was shown may run: a re-plan that differs is refused.
             result = tool.k8s_exec(payload, expected_argv=plan_["argv"])
+        if result["status"] == "interrupted" and sys.stderr.isatty():
+            err.print()  # past the terminal's echoed ^C
         _emit(result, as_json, confirmed=confirmed, payload=payload)
         _exit_for(result)
 

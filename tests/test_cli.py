@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jsonschema
 import pytest
@@ -428,30 +429,101 @@ def test_retrieve_lists_cards_as_json() -> None:
     assert "restart-deployment" in [h["card_id"] for h in hits]
 
 
-def test_doctor_passes_with_real_kubectl_and_a_kubeconfig(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    kubeconfig = tmp_path / "config"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: test-ctx\n"
-        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
-        "users: [{name: u, user: {}}]\n"
-        "contexts: [{name: test-ctx, context: {cluster: c, user: u}}]\n"
-    )
+@pytest.fixture
+def api_stand_in(tmp_path: Path) -> Iterator[Any]:
+    """The local Kubernetes API stand-in (tests/apiserver; a practice API, not a cluster)."""
+    from tests.apiserver import StandIn
+
+    standin = StandIn.start(workdir=tmp_path / "standin")
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+def _doctor_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kubeconfig: Path) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv("RAG_K8S_KUBECTL", str(BIN / "kubectl"))
     monkeypatch.setenv("RAG_K8S_PLANNER", "template")
     monkeypatch.setenv("HOME", str(tmp_path))  # kubectl's discovery cache stays in the test
+
+
+def test_doctor_passes_with_real_kubectl_and_a_cluster_that_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_stand_in: Any
+) -> None:
+    _doctor_env(monkeypatch, tmp_path, api_stand_in.kubeconfig_path)
     assert run("build-index", "--quiet").exit_code == 0
     result = run("doctor")
     assert result.exit_code == 0, result.stdout + result.stderr
     from rag_k8s.doctor import run_checks
 
     checks = {c.name: c for c in run_checks(Settings.resolve())}
-    assert list(checks) == ["kubectl", "kubeconfig", "index", "model", "policy", "audit log"]
+    assert list(checks) == ["kubectl", "kubeconfig", "cluster", "index", "model", "policy",
+                            "audit log"]
     assert all(c.ok for c in checks.values())
     assert checks["kubectl"].detail.endswith("(v1.37.1)")
-    assert checks["kubeconfig"].detail == f"{kubeconfig}: current context 'test-ctx'"
+    assert checks["kubeconfig"].detail == (f"{api_stand_in.kubeconfig_path}: current context "
+                                           "'admin'")
+    assert checks["cluster"].detail == (f"{api_stand_in.url} answers "
+                                        "(Kubernetes v1.37.1-standin)")
+    # Every line is whole: a path is never cut, whatever the width.
+    assert f"ok    kubeconfig  {api_stand_in.kubeconfig_path}: current context 'admin'" in \
+        result.stdout.splitlines()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the socket is
+
+
+def test_doctor_fails_naming_an_unreachable_cluster_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = _closed_port()
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: test-ctx\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: u, user: {token: not-a-real-token}}]\n"
+        "contexts: [{name: test-ctx, context: {cluster: c, user: u}}]\n"
+    )
+    _doctor_env(monkeypatch, tmp_path, kubeconfig)
+    result = run("doctor")
+    assert result.exit_code == 1
+    assert result.stderr == "1 check(s) failed: cluster.\n"
+    from rag_k8s.doctor import run_checks
+
+    cluster = {c.name: c for c in run_checks(Settings.resolve())}["cluster"]
+    assert not cluster.ok
+    assert cluster.detail == (f"https://127.0.0.1:{port} does not answer: The connection to the "
+                              f"server 127.0.0.1:{port} was refused - did you specify the right "
+                              "host or port?")
+    assert cluster.fix == ("Start the cluster, or point KUBECONFIG / the current context at one "
+                           "that runs (`kubectl config get-contexts`, `kubectl config use-context "
+                           "NAME`); check with `kubectl version`.")
+    lines = result.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("FAIL  cluster"))
+    assert lines[at + 1].strip() == f"fix: {cluster.fix}"
+
+
+def test_doctor_names_a_user_without_credentials(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: test-ctx\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{_closed_port()}'}}}}]\n"
+        "users: [{name: u, user: {}}]\n"
+        "contexts: [{name: test-ctx, context: {cluster: c, user: u}}]\n"
+    )
+    _doctor_env(monkeypatch, tmp_path, kubeconfig)
+    from rag_k8s.doctor import check_cluster
+
+    check = check_cluster(Settings.resolve())
+    assert not check.ok
+    assert check.detail.endswith(": the current context's user has no credentials (kubectl "
+                                 "asked for a username)")
+    assert check.fix is not None and check.fix.startswith("Add a token")
 
 
 def test_doctor_fails_and_says_how_to_fix(monkeypatch: pytest.MonkeyPatch,
@@ -467,7 +539,8 @@ def test_doctor_fails_and_says_how_to_fix(monkeypatch: pytest.MonkeyPatch,
                                      "in the venv) or set RAG_K8S_KUBECTL to its path.")
     assert not checks["policy"].ok
     assert "no-org" in checks["policy"].detail
-    assert "check(s) failed: kubectl, kubeconfig" in result.stderr
+    assert all(c.fix for c in checks.values() if not c.ok)  # every failure says what to do
+    assert "check(s) failed: kubectl, kubeconfig, cluster" in result.stderr
 
 
 # ---------------------------------------------------------------- the installed console script
