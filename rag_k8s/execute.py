@@ -260,9 +260,12 @@ def _supervise(live: _Live, *, started: float, timeout: float, settings: Setting
 
 def _kubectl_env(run_id: str = "") -> dict[str, str]:
     """The caller's environment, with kubectl's preferences file off (a kuberc could add
-    defaults and aliases the validator never saw) and the run's mark, which every descendant
-    inherits so that one re-parented to rag-k8s can be told apart from other children."""
+    defaults and aliases the validator never saw), no external diff program, and the run's
+    mark, which every descendant inherits so that one re-parented to rag-k8s can be told apart
+    from other children."""
     env = {**os.environ, "KUBERC": "off"}
+    # `kubectl diff` runs this program on the object files; only its default (`diff -u -N`).
+    env.pop("KUBECTL_EXTERNAL_DIFF", None)
     if run_id:
         env[RUN_ID_ENV] = run_id
     return env
