@@ -390,6 +390,8 @@ def validate(argv: list[str], *, card: Card | None, policy: Policy) -> Decision:
 def allowed_namespaces(policy: Policy, intent: str, kind: str) -> list[str]:
     """The namespaces whose allow-list grants `intent` on `kind` (and whose RBAC ceiling allows
     the verb on it), in the policy file's order: for "scale is allowed in staging and dev"."""
+    if kind in CLUSTER_SCOPED:
+        return []  # governed by rbac-allowlist.yaml `cluster_scoped`, not per namespace
     verbs = [verb for verb, intents in VERB_INTENTS.items() if intent in intents]
     ceiling = any(kind in policy.verbs.get(v, ()) or "*" in policy.verbs.get(v, ()) for v in verbs)
     if not ceiling:
