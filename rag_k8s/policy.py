@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import yamlsafe
 from .errors import ArgvError, PolicyError
 from .guardrails import GUARDRAILS, Finding, Subject
 from .kubectl_argv import ParsedArgv, parse_argv
@@ -206,7 +207,7 @@ def _read(path: Path, model: type[BaseModel]) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise PolicyError(f"{path}: cannot be read ({e}), so nothing may run") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.load(text)  # a duplicated key is an error, not a silent override
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -466,3 +467,16 @@ def validate(argv: list[str], *, card: Card | None, policy: Policy) -> Decision:
         allowed=True, requires_confirmation=True, risk_level=risk,
         reasons=[f"{what} is {risk} risk: it runs only when confirmed (constraints.confirm)"],
     )
+
+
+def allowed_namespaces(policy: Policy, intent: str, kind: str) -> list[str]:
+    """The namespaces whose allow-list grants `intent` on `kind` (and whose RBAC ceiling allows
+    the verb on it), in the policy file's order: for "scale is allowed in staging and dev"."""
+    if kind in CLUSTER_SCOPED:
+        return []  # governed by rbac-allowlist.yaml `cluster_scoped`, not per namespace
+    verbs = [verb for verb, intents in VERB_INTENTS.items() if intent in intents]
+    ceiling = any(kind in policy.verbs.get(v, ()) or "*" in policy.verbs.get(v, ()) for v in verbs)
+    if not ceiling:
+        return []
+    return [ns for ns, rules in policy.namespaces.items()
+            if kind in rules.get(intent, ()) or "*" in rules.get(intent, ())]
