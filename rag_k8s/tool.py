@@ -20,6 +20,7 @@ from .errors import (
 )
 from .kubectl_argv import with_server_dry_run
 from .planner import Plan, make_plan
+from .planner.faithful import screen_request
 from .policy import Decision
 from .request import Request, parse_request
 from .execute import ExecResult
@@ -68,6 +69,7 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
 
     try:
         corpus: Corpus = cached_corpus(settings.cards_dir)
+        request = screen_request(request)  # one action, dry-run words, context names (faithful.py)
         plan_ = make_plan(request, settings=settings, corpus=corpus)
     except InvalidRequest as e:
         return _invalid(op_id, e)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..vocab import RESOURCE_ALIASES
+from .lexicon import INSERT_BEFORE, NEW_INTENT_PATTERNS
 
 # A Kubernetes name as it appears in text; the boundaries let a sentence's final "." go.
 _NAME = r"[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
@@ -137,6 +138,19 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"\bwhich\b", r"\bwhat\b", r"\benumerate\b", r"\bfind\b",
     )),
 )
+
+
+def _with_new_intents(old: tuple[tuple[str, tuple[str, ...]], ...]
+                      ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The old intents' phrasings with lexicon.NEW_INTENT_PATTERNS merged in at their priority."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for intent, patterns in old:
+        out += [n for n in NEW_INTENT_PATTERNS if INSERT_BEFORE[n[0]] == intent]
+        out.append((intent, patterns))
+    return tuple(out)
+
+
+INTENT_PATTERNS = _with_new_intents(INTENT_PATTERNS)
 _INTENT_RES = tuple((i, tuple(re.compile(p, re.I) for p in ps)) for i, ps in INTENT_PATTERNS)
 
 # Bare aliases too common as English words to be read as kinds ("no", "ev", "ing").
@@ -202,6 +216,13 @@ class Extraction:
     params: dict[str, Any] = field(default_factory=dict)
     # Every kind the text names, in order ("the notifications service deployment" names two).
     kinds: tuple[str, ...] = ()
+    # The text read, and the spans of it no stage took: what the faithfulness check accounts for.
+    text: str = ""
+    unread: tuple[tuple[int, int], ...] = ()
+
+    def unread_text(self) -> list[tuple[int, str]]:
+        """The parts of the text no stage read, with their offsets."""
+        return [(a, self.text[a:b]) for a, b in self.unread]
 
     def slots(self) -> dict[str, Any]:
         """The extracted values keyed by slot name (the request's own field names)."""
@@ -239,6 +260,18 @@ class _Scanner:
 
     def first(self, pattern: re.Pattern[str] | str) -> re.Match[str] | None:
         return next(self.matches(pattern), None)
+
+    def unread(self) -> tuple[tuple[int, int], ...]:
+        """The maximal spans not taken."""
+        spans: list[tuple[int, int]] = []
+        start = None
+        for i, t in enumerate([*self.taken, True]):
+            if not t and start is None:
+                start = i
+            elif t and start is not None:
+                spans.append((start, i))
+                start = None
+        return tuple(spans)
 
     def tokens(self) -> list[tuple[int, int, str]]:
         """Name-shaped words with their spans (taken ones included; callers check)."""
@@ -505,7 +538,8 @@ def extract(text: str) -> Extraction:
     if intent == "can-i":
         explicit = True  # the one can-i card covers every kind
     return Extraction(intent=intent, resource=resource, resource_explicit=explicit,
-                      namespace=namespace, name=name, params=params, kinds=named_kinds)
+                      namespace=namespace, name=name, params=params, kinds=named_kinds,
+                      text=text, unread=s.unread())
 
 
 def _norm(word: str) -> str:

@@ -58,11 +58,16 @@ def _default_retrieve(settings: Settings) -> RetrieveFn:
 
 
 def resolve(
-    request: Request, *, corpus: Corpus, settings: Settings, retrieve_fn: RetrieveFn | None = None
+    request: Request, *, corpus: Corpus, settings: Settings, retrieve_fn: RetrieveFn | None = None,
+    extraction: Extraction | None = None,
 ) -> Resolution:
-    """Choose the card and gather its slots; raises NoMatch or InvalidRequest (a slot is missing)."""
+    """Choose the card and gather its slots; raises NoMatch or InvalidRequest (a slot is missing).
+
+    `extraction` is the text's one reading (make_plan extracts once); read here when not given.
+    """
     retrieve_fn = retrieve_fn or _default_retrieve(settings)
-    ex = extract(request.query) if request.query else Extraction()
+    ex = extraction if extraction is not None else (
+        extract(request.query) if request.query else Extraction())
     structured = request.intent is not None
 
     if structured:
@@ -219,9 +224,11 @@ def render(res: Resolution) -> list[str]:
 def plan_with_template(
     request: Request, *, corpus: Corpus, settings: Settings,
     retrieve_fn: RetrieveFn | None = None, resolution: Resolution | None = None,
+    extraction: Extraction | None = None,
 ) -> Plan:
     """Plan without a model: raises NoMatch, or InvalidRequest naming what to add."""
-    res = resolution or resolve(request, corpus=corpus, settings=settings, retrieve_fn=retrieve_fn)
+    res = resolution or resolve(request, corpus=corpus, settings=settings, retrieve_fn=retrieve_fn,
+                                extraction=extraction)
     argv = render(res)
     return Plan(
         card_id=res.card.id, argv=argv, risk_level=res.card.risk_level, planner="template",
