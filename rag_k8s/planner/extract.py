@@ -60,7 +60,7 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"\brollout\s+history\b", r"\brevision\s+history\b", r"\bhistory\s+of\s+(?:the\s+)?rollouts?\b",
         r"\b(?:list|show|see|what\s+are)\s+(?:me\s+)?(?:the\s+|all\s+)?(?:past\s+|previous\s+|old\s+)?"
         r"(?:revisions|rollouts)\b",
-        r"\b(?:past|previous)\s+(?:revisions|rollouts)\b", r"\bdeploy(?:ment)?\s+history\b",
+        r"\b(?:past|previous)\s+(?:revisions|rollouts)\b", r"\b(?P<keep>deploy(?:ment)?)\s+history\b",
         r"\brevisions\b",
     )),
     ("rollout-status", (
@@ -87,7 +87,7 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"\b(?:out|down|offline)\s+for\s+maintenance\b", r"\bprepare\b.{1,80}?\bfor\s+maintenance\b",
     )),
     ("autoscale", (
-        r"\bauto-?\s?scal\w*\b",
+        r"\bauto-?\s?scal(?:e|es|ed|ing)\b",  # not "autoscalers": that names the hpa kind
         r"\b(?:create|add|set\s+up|configure)\s+(?:an?\s+)?(?:hpa|horizontal\s+pod\s+autoscaler)\b",
         r"\bbetween\s+\d+\s+and\s+\d+\s+(?:replicas|pods|instances|copies)\b",
     )),
@@ -100,7 +100,6 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("scale", (
         r"\bscale\b", r"\bscale\s+(?:up|down|out|in)\b", r"\bresize\b",
-        r"(?<![\w.-])(?=\d+\s+(?:replicas|instances|copies)\b)",  # zero-width: the number is read later
         r"\b(?:set|change|bump|increase|decrease|reduce)\s+(?:the\s+)?(?:replicas|replica\s+count)\b",
     )),
     ("restart", (
@@ -135,7 +134,13 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("get", (
         r"\bget\b", r"\blist\b", r"\bshow\b", r"\bdisplay\b", r"\bwhat\s+(?:are|is)\s+running\b",
-        r"\bwhich\b", r"\bwhat\b", r"\benumerate\b", r"\bfind\b",
+        r"\bwhich\b", r"\bwhat\b", r"\benumerate\b", r"\bfind\b", r"\bfetch\b", r"\bretrieve\b",
+        r"\bgive\s+me\b", r"\bprint\b",
+    )),
+    # A count of replicas with no action word asks to scale; any action word said wins over it
+    # ("restart api if it has 3 replicas" is a restart, with a condition no card honours).
+    ("scale", (
+        r"(?<![\w.-])(?=\d+\s+(?:replicas|instances|copies)\b)",  # zero-width: the number is read later
     )),
 )
 
@@ -145,7 +150,7 @@ def _with_new_intents(old: tuple[tuple[str, tuple[str, ...]], ...]
     """The old intents' phrasings with lexicon.NEW_INTENT_PATTERNS merged in at their priority."""
     out: list[tuple[str, tuple[str, ...]]] = []
     for intent, patterns in old:
-        out += [n for n in NEW_INTENT_PATTERNS if INSERT_BEFORE[n[0]] == intent]
+        out += [n for n in NEW_INTENT_PATTERNS if INSERT_BEFORE[n[0]] == intent and n not in out]
         out.append((intent, patterns))
     return tuple(out)
 
@@ -219,6 +224,8 @@ class Extraction:
     # The text read, and the spans of it no stage took: what the faithfulness check accounts for.
     text: str = ""
     unread: tuple[tuple[int, int], ...] = ()
+    # True when no action word was read and `intent` is the reading a bare kind implies ("get").
+    intent_implied: bool = False
 
     def unread_text(self) -> list[tuple[int, str]]:
         """The parts of the text no stage read, with their offsets."""
@@ -310,6 +317,7 @@ def is_candidate_name(word: str) -> bool:
 def extract(text: str) -> Extraction:
     """Read intent, resource, namespace, name and params from free text."""
     s = _Scanner(text)
+    implied = False
     params: dict[str, Any] = {}
     namespace: str | None = None
     name: str | None = None
@@ -448,7 +456,7 @@ def extract(text: str) -> Extraction:
             params["selector"] = m.group(1)
             s.take(*m.span())
         else:
-            m = s.first(_B + r"([a-z0-9.-]*[a-z0-9]/?[A-Za-z0-9_.-]*!?==?[A-Za-z0-9_.-]+"
+            m = s.first(_B + r"((?![.-])[a-z0-9.-]*[a-z0-9]/?[A-Za-z0-9_.-]*!?==?[A-Za-z0-9_.-]+"
                         r"(?:,[A-Za-z0-9_./-]+!?==?[A-Za-z0-9_.-]+)*)" + _E)
             if m:
                 params["selector"] = m.group(1)
@@ -484,7 +492,9 @@ def extract(text: str) -> Extraction:
             (r"\b(?:namespace|ns)\s*[:=]\s*(" + _NAME + r")" + _E, False),
             (_B + r"(" + _NAME + r")\s+namespace\b", True),
             (r"\bnamespace\s+(" + _NAME + r")" + _E, True),
-            (r"\b(?:in|from|within|inside)\s+(" + _NAME + r")" + _E, False),
+            # "in X" before "from X": "logs from api-0 in prod" reads from a pod, in a namespace.
+            (r"\b(?:in|within|inside)\s+(" + _NAME + r")" + _E, False),
+            (r"\bfrom\s+(" + _NAME + r")" + _E, False),
         ):
             for m in s.matches(rx):
                 word = m.group(1).lower()
@@ -529,8 +539,15 @@ def extract(text: str) -> Extraction:
                 s.take(start, end)
                 break
 
-    if resource is None and name is not None and _looks_like_pod(name):
+    if resource is None and name is not None and (
+            _looks_like_pod(name) or intent == "logs" and re.fullmatch(r"[a-z0-9-]+-\d+", name)):
+        # A Deployment's pod name, or for logs a StatefulSet's ("api-0"): `kubectl logs NAME`
+        # reads a pod.
         resource, explicit = "pod", True
+    if intent is None and resource is not None and explicit and name is None and not (
+            set(params) - {"output", "selector"}):
+        # Words that name a kind, no object and no action ("pods in staging") ask for the list.
+        intent, implied = "get", True
     if resource is None and intent in ("drain", "cordon", "uncordon"):
         resource, explicit = "node", True
     if resource is None and intent == "events":
@@ -539,7 +556,7 @@ def extract(text: str) -> Extraction:
         explicit = True  # the one can-i card covers every kind
     return Extraction(intent=intent, resource=resource, resource_explicit=explicit,
                       namespace=namespace, name=name, params=params, kinds=named_kinds,
-                      text=text, unread=s.unread())
+                      text=text, unread=s.unread(), intent_implied=implied)
 
 
 def _norm(word: str) -> str:

@@ -20,13 +20,14 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shlex
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidRequest, NoMatch, RefusedAction
-from .extract import STOPWORDS, Extraction, _KIND_WORDS, extract
-from .lexicon import ACTION_VERBS, NEVER_RUN_RES, OPTION_RE, NeverRun
+from .extract import _KIND_RE, _KIND_WORDS, STOPWORDS, Extraction, extract
+from .lexicon import ACTION_VERBS, NEVER_RUN_RES, OPTION_RE, OTHER_KIND_RE, OTHER_KINDS, NeverRun
 
 if TYPE_CHECKING:
     from ..cards import Card, Corpus
@@ -44,8 +45,9 @@ _SEPARATOR = re.compile(r";|&&|\|\||\||`|\$\(|\$\{|(?<![\w-])&(?![\w-])|>\s*/|<\
 # Words that claim an authority a query cannot carry (only constraints.confirm confirms).
 _AUTHORITY = re.compile(
     r"\b(?:ignore|disregard|forget|override|bypass|skip)\s+(?:all\s+|any\s+|the\s+|your\s+|my\s+)*"
+    r"(?:(?:previous|prior|above|earlier|preceding|safety|policy|policies|system|rbac)\s+)*"
     r"(?:previous|prior|above|earlier|preceding|safety|policy|policies|rules?|guardrails?|"
-    r"instructions?|checks?|confirmations?|restrictions?|limits?)\b"
+    r"instructions?|checks?|confirmations?|restrictions?|limits?|prompts?)\b"
     r"|\b(?:system|assistant|developer|admin)\s*(?:prompt|message|note|override)?\s*:"
     r"|\bpolic(?:y|ies)\s+(?:is\s+|are\s+|has\s+been\s+|have\s+been\s+)?(?:now\s+)?"
     r"(?:disabled|off|lifted|suspended|overridden|bypassed|waived|removed)\b"
@@ -78,7 +80,10 @@ _DRY_RUN = re.compile(
 # A kube context or cluster named in the words (the kubeconfig decides; see _context_names).
 _CTX_NAME = r"([A-Za-z0-9][\w.@:-]*[A-Za-z0-9]|[A-Za-z0-9])"
 _CONTEXT = (
-    re.compile(r"(?<![\w-])--(?:context|cluster|kubeconfig|server|user)(?:=|\s+)" + _CTX_NAME, re.I),
+    re.compile(r"(?<![\w-])--(?:context|cluster)(?:=|\s+)" + _CTX_NAME, re.I),
+    re.compile(r"(?<![\w-])(--(?:kubeconfig|server|user|token|as|as-group|username|password|"
+               r"certificate-authority|client-key|client-certificate|insecure-skip-tls-verify)"
+               r"(?:=|\s+)?)(\S*)", re.I),
     re.compile(r"\b(?:in|on|using|against|with|from|for|via|under|within)\s+(?:the\s+|my\s+)?"
                + _CTX_NAME + r"\s+(?:kube-?)?(?:context|cluster)\b", re.I),
     re.compile(r"\b(?:in|on|using|against|with|from|via|under)\s+(?:the\s+)?(?:kube-?)?"
@@ -123,6 +128,10 @@ def one_action(text: str) -> None:
         raise InvalidRequest("query", f"words about approval, policy or roles carry no authority "
                              f"({_quote(m.group(0))}); nothing was planned. Ask again without them; "
                              "to confirm a change, set constraints.confirm")
+
+
+def one_verb(text: str) -> None:
+    """Refuse two actions joined by "and", "then", "also" ... naming the second."""
     for m in _JOINER.finditer(text):
         verb = m.group(1).lower()
         if verb in ACTION_VERBS:
@@ -149,7 +158,12 @@ def refuse_never_run(text: str) -> None:
     if found is None:
         return
     verb, m = found
-    rest = extract(text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():])
+    whole = extract(text)
+    blanked = extract(text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():])
+    # The object the words name: read from the whole text first (the verb phrase may hold the
+    # kind word, "inside pod mypod"), else from the text without the verb phrase.
+    rest = whole if whole.name and whole.name not in m.group(0).lower().split() else blanked
+    idents = [w for w in _IDENT.findall(text[m.end():]) if w.lower() not in STOPWORDS]
     ports = re.findall(r"(?<![\w.-])(\d{2,5}(?::\d{2,5})?)(?![\w.-])", text)
     ctx = _context_names(text)
     fill = {
@@ -157,18 +171,29 @@ def refuse_never_run(text: str) -> None:
         "ns": rest.namespace or "<namespace>",
         "kind": rest.resource if rest.resource and rest.resource_explicit else "pod",
         "ports": " ".join(ports) or "<local-port>:<pod-port>",
-        "context": ctx[0][0] if ctx else (rest.name or "<context>"),
+        "context": ctx[0][0] if ctx else _context_word(text) or "<context>",
     }
+    if verb.verb == "certificate" and idents:
+        fill["name"] = idents[0]
     suggestion = verb.suggestion.format(**fill)
     if verb.verb == "edit" and rest.resource == "node":
         suggestion = suggestion.replace(" -n <namespace>", "")
     raise RefusedAction(verb.verb, f"rag-k8s never runs `kubectl {verb.verb}` "
                         f"({_quote(m.group(0))} asks for it): {verb.why}. Run it yourself if you "
                         f"mean it: {suggestion}", suggestion=suggestion,
-                        argv=None)
+                        argv=None if "<" in suggestion else shlex.split(suggestion))
 
 
 # ----------------------------------------------------------------------------- contexts
+
+def _context_word(text: str) -> str | None:
+    """The context a config request names: "the staging-cluster context", "context minikube"."""
+    for rx in (r"([\w.@:-]+)\s+(?:kube-?)?context\b", r"\bcontext\s+(?:named\s+|called\s+)?([\w.@:-]+)"):
+        for m in re.finditer(rx, text, re.I):
+            if m.group(1).lower() not in STOPWORDS | {"current", "kube", "my"}:
+                return m.group(1)
+    return None
+
 
 def current_context() -> str | None:
     """The kubeconfig's current-context (KUBECONFIG's files in order, else ~/.kube/config)."""
@@ -191,6 +216,9 @@ def _context_names(text: str) -> list[tuple[str, re.Match[str]]]:
     for rx in _CONTEXT:
         for m in rx.finditer(text):
             word = m.group(1)
+            if word.startswith("--"):
+                out.append((word, m))  # a credential or kubeconfig flag: always refused
+                continue
             if word.lower() in STOPWORDS or word.lower() in ("current", "same", "this", "whole"):
                 continue
             out.append((word, m))
@@ -215,7 +243,8 @@ def screen_request(request: Request) -> Request:
         return request
     one_action(text)
     if request.intent is None:
-        refuse_never_run(text)
+        refuse_never_run(text)  # before one_verb: "attach to pod x and watch it" is an attach
+    one_verb(text)
     spans: list[tuple[int, int]] = []
     dry_run = request.dry_run
     for m in _DRY_RUN.finditer(text):
@@ -225,8 +254,7 @@ def screen_request(request: Request) -> Request:
     if contexts:
         current = current_context()
         for word, m in contexts:
-            if "--kubeconfig" in m.group(0).lower() or "--server" in m.group(0).lower() \
-                    or "--user" in m.group(0).lower():
+            if word.startswith("--"):
                 raise InvalidRequest("query", f"cannot honour {_quote(m.group(0))}: the kubeconfig "
                                      "rag-k8s was started with chooses the cluster and the user, "
                                      "never the words")
@@ -273,10 +301,38 @@ def _namespace_guess(word: str, namespaces: list[str]) -> str | None:
 
 def check_request(request: Request, ex: Extraction, corpus: Corpus,
                   namespaces: list[str]) -> None:
-    """Before planning free text: an intent with no card, and misspelt words, are refused."""
+    """Before planning free text: an intent with no card, misspelt words, and parts that no card
+    could honour (a flag, a condition, a kind no card covers, a value no card of the intent
+    takes) are refused, so no question about a missing slot hides them."""
     if ex.intent is not None and not corpus.matching(ex.intent):
         raise NoMatch(f"no command card does {ex.intent} yet: the words ask to {ex.intent}, "
                       "and no other command would do what they ask; nothing was planned")
+    m = _SCOPE.search(ex.text) if ex.resource != "namespace" else None
+    if m:
+        raise InvalidRequest("query", f"cannot honour {_quote(m.group(0))}: a command here works in "
+                             "one namespace (or on cluster-scoped kinds); name the namespace")
+    known = [k.span() for k in _KIND_RE.finditer(ex.text)]
+    for m in OTHER_KIND_RE.finditer(ex.text):
+        word = m.group(0)
+        if any(a < m.end() and m.start() < b for a, b in known):
+            continue  # part of a kind a card covers ("persistent volume claims")
+        if (" " in word or "-" in word or len(word) >= 6) and word.lower() not in (
+                ex.name, ex.namespace):
+            raise NoMatch(f"no command card acts on {_other_kind(word) or word} "
+                          f"({_quote(word)}); nothing was planned")
+    for rx, part in _leftovers(ex, _NEVER_READ):
+        if rx is OTHER_KIND_RE:
+            kind = _other_kind(part) or part
+            raise NoMatch(f"no command card acts on {kind} ({_quote(part)}); nothing was planned")
+        raise InvalidRequest("query", f"cannot honour {_quote(part)}: {_cards_phrase(ex, corpus)} "
+                             "take it; nothing was planned")
+    if ex.intent is not None:
+        cards = corpus.matching(ex.intent, ex.resource if ex.resource_explicit else None) or \
+            corpus.matching(ex.intent)
+        for slot, value in ex.params.items():
+            if cards and not any(slot in c.placeholders for c in cards):
+                raise InvalidRequest(_field(slot), f"cannot honour {slot} {_quote(str(value))}: "
+                                     f"{_cards_phrase(ex, corpus)} take it; nothing was planned")
     if ex.namespace and request.namespace is None:
         guess = _namespace_guess(ex.namespace, namespaces)
         if guess:
@@ -289,7 +345,7 @@ def check_request(request: Request, ex: Extraction, corpus: Corpus,
         if guess:
             raise InvalidRequest("resource", f"did you mean {_KIND_WORDS[guess]}? "
                                  f"{_quote(ex.name)} looks like a misspelt kind, not a name")
-    if ex.intent is None:
+    if ex.intent is None or ex.intent_implied:
         for word in words:
             if word in STOPWORDS or word in _KIND_WORDS:
                 continue
@@ -312,14 +368,22 @@ def check_request(request: Request, ex: Extraction, corpus: Corpus,
 # Equivalent readings: the events cards serve "get events"; diagnose reads what describe shows.
 _SAME_ACTION = {("get", "events"), ("describe", "events"), ("diagnose", "events"),
                 ("get", "top"), ("rollout-status", "diagnose")}
+_ONLY_OK = "|".join(sorted(ACTION_VERBS | {"just", "the", "names?", "a", "one"}))
 _CONDITION = re.compile(
-    r"(?<![\w-])(?:but\s+only|only\s+(?:if|when|where|the|those|ones?|pods?|nodes?|after|before|"
-    r"for|on|with|that|in)|except|excluding|exclude|unless|other\s+than|but\s+not|as\s+long\s+as|"
-    r"provided\s+(?:that|it)|if\s+(?:it|they|the|there|its|their|any|no|not)|when(?:ever)?\s+(?:it|"
-    r"they|the)|without\s+(?:touching|deleting|evicting|affecting|the|its|waiting)|"
-    r"at\s+most|at\s+least|no\s+more\s+than|fewer\s+than|more\s+than|older\s+than|newer\s+than|"
-    r"sorted\s+by|sort\s+by|ordered\s+by|order\s+by|grouped\s+by|per\s+node|every\s+\d+)(?![\w-])",
-    re.I)
+    r"(?<![\w-])(?:but\s+only|only\s+(?:if|when|where|those|ones?|after|before|for|on|with|that|"
+    r"in)\b|only\s+(?!(?:" + _ONLY_OK + r")\b)[a-z]+|except|excluding|exclude|unless|other\s+than|"
+    r"but\s+not|as\s+long\s+as|provided\s+(?:that|it)|if\s+(?:it|they|the|there|its|their|any|no|"
+    r"not)|when(?:ever)?\s+(?:it|they|the)|without\s+(?:touching|deleting|evicting|affecting|the|"
+    r"its|waiting))(?![\w-])", re.I)
+# Comparisons the extractor reads where a slot takes them ("at most 6 replicas"); unread, refused.
+_COMPARE = re.compile(
+    r"(?<![\w-])(?:at\s+most|at\s+least|no\s+more\s+than|fewer\s+than|more\s+than|older\s+than|"
+    r"newer\s+than|sorted\s+by|sort\s+by|ordered\s+by|order\s+by|grouped\s+by|per\s+node|"
+    r"every\s+\d+)(?![\w-])", re.I)
+# Every namespace at once: each card acts in one namespace (guardrail 2 refuses -A on changes).
+_SCOPE = re.compile(r"(?<![\w-])(?:(?:all|every|each|any)\s+(?:of\s+the\s+)?namespaces?|across\s+"
+                    r"(?:all\s+)?(?:the\s+)?namespaces|all-namespaces|-A|cluster[\s-]wide)(?![\w-])",
+                    re.I)
 _FLAG = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*(?:=\S+)?)")
 _KEY_VALUE = re.compile(r"(?<![\w-])([\w./-]+[=:][\w./:-]*)")
 _NUMBER_LIKE = re.compile(r"(?<![\w.-])(\d+(?:\.\d+)?(?:[a-zA-Z]{1,3}|%)?)(?![\w-])")
@@ -330,13 +394,20 @@ _IDENT = re.compile(r"(?<![\w./:=-])([a-z0-9]+(?:[-.][a-z0-9]+)+|[a-z]+\d+[a-z0-
 _QUOTED = re.compile(r"\"[^\"]+\"|'[^']+'")
 
 
-def _leftovers(ex: Extraction) -> list[str]:
+_ALL_PARTS = (_QUOTED, _CONDITION, _COMPARE, _FLAG, OPTION_RE, OTHER_KIND_RE, _PATH, _KEY_VALUE,
+              _NUMBER_LIKE, _IDENT)
+# The parts no card slot ever reads: refused before planning, whatever the card.
+_NEVER_READ = (_CONDITION, _COMPARE, _FLAG, OPTION_RE, OTHER_KIND_RE)
+
+
+def _leftovers(ex: Extraction, classes: tuple[re.Pattern[str], ...] = _ALL_PARTS
+               ) -> list[tuple[re.Pattern[str], str]]:
     """The meaningful parts of the text no stage read: flags, key=value, numbers, paths,
     identifiers, quoted strings and conditions. Plain English words are filler."""
-    parts: list[tuple[int, str]] = []
+    parts: list[tuple[int, re.Pattern[str], str]] = []
     for offset, chunk in ex.unread_text():
         taken: list[tuple[int, int]] = []
-        for rx in (_QUOTED, _CONDITION, _FLAG, OPTION_RE, _PATH, _KEY_VALUE, _NUMBER_LIKE, _IDENT):
+        for rx in _ALL_PARTS:
             for m in rx.finditer(chunk):
                 if any(a < m.end() and m.start() < b for a, b in taken):
                     continue
@@ -347,13 +418,39 @@ def _leftovers(ex: Extraction) -> list[str]:
                         word.lower() in STOPWORDS:
                     continue
                 taken.append(m.span())
-                parts.append((offset + m.start(), word))
+                if rx in classes:
+                    parts.append((offset + m.start(), rx, word))
     # A condition's span is read by the extractor when it holds a value ("only pods labelled
     # app=batch" gives a selector): the condition word itself still needs a card that honours it.
-    for m in _CONDITION.finditer(ex.text):
-        if not any(off <= m.start() < off + len(chunk) for off, chunk in ex.unread_text()):
-            parts.append((m.start(), m.group(0)))
-    return [w for _, w in sorted(set(parts))]
+    if _CONDITION in classes:
+        for m in _CONDITION.finditer(ex.text):
+            if not any(off <= m.start() < off + len(chunk) for off, chunk in ex.unread_text()):
+                parts.append((m.start(), _CONDITION, m.group(0)))
+    parts.sort(key=lambda p: p[0])
+    return [(rx, w) for _, rx, w in parts]
+
+
+def _cards_phrase(ex: Extraction, corpus: Corpus) -> str:
+    """"drain-node does not" / "logs-pod, logs-deployment do not" / "no command card does not"."""
+    if ex.intent is None:
+        return "no command card would"
+    cards = corpus.matching(ex.intent, ex.resource if ex.resource_explicit else None) or \
+        corpus.matching(ex.intent)
+    ids = [c.id for c in cards][:4]
+    if not ids:
+        return f"no {ex.intent} card would"
+    return f"{ids[0]} does not" if len(ids) == 1 else f"{', '.join(ids)} do not"
+
+
+def _other_kind(part: str) -> str | None:
+    """The kind an OTHER_KIND_RE match names ("replication controllers" -> replicationcontroller)."""
+    word = re.sub(r"[\s-]+", " ", part.lower())
+    for candidate in (word, word.removesuffix("es"), word.removesuffix("s")):
+        if candidate in OTHER_KINDS:
+            return OTHER_KINDS[candidate]
+        if candidate.replace(" ", "") in OTHER_KINDS:
+            return OTHER_KINDS[candidate.replace(" ", "")]
+    return None
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -370,14 +467,12 @@ def check_plan(request: Request, ex: Extraction, plan: Plan, corpus: Corpus) -> 
             (ex.intent, card.intent) not in _SAME_ACTION:
         raise NoMatch(f"the words ask to {ex.intent}, but the only plan found ({card.id}) would "
                       f"{card.intent}; nothing was planned")
-    if ex.intent is None and card.mutating and not request.params:
+    own_values = [s for s in card.placeholders if s not in ("name", "namespace") and s in ex.params]
+    if ex.intent is None and card.mutating and not request.params and not own_values:
+        # Without an action word a changing card is the words' only when they give a value
+        # only it takes ("shrink worker to 1 replica", "... to image app:2"), as in schema.py.
         raise NoMatch(f"the words name no action, and {card.id} changes the cluster: a changing "
                       "command is planned only when the words ask for it; say what to do")
-    if ex.resource_explicit and ex.resource and card.resource not in (ex.resource, "*") and \
-            not (card.intent == "events" and ex.resource in ("event",)) and \
-            ex.resource not in ("event",):
-        raise InvalidRequest("resource", f"the words name a {ex.resource}, but {card.id} acts on "
-                             f"{card.resource}; nothing was planned")
     takes = ", ".join(s for s in card.placeholders if s not in ("name", "namespace")) or "nothing else"
     for slot, value in ex.slots().items():
         if slot == "resource":
@@ -391,11 +486,18 @@ def check_plan(request: Request, ex: Extraction, plan: Plan, corpus: Corpus) -> 
                                  f"plan {_quote(str(plan.slots[slot]))}; nothing was planned")
         raise InvalidRequest(_field(slot), f"cannot honour {slot} {_quote(str(value))}: "
                              f"{card.id} does not take it (it takes: {takes})")
-    for part in _leftovers(ex):
+    for _, part in _leftovers(ex):
         if any(_same(part, v) for v in plan.slots.values()):
             continue
         raise InvalidRequest("query", f"cannot honour {_quote(part)}: {card.id} has no slot for it "
                              f"(it takes: {takes}); nothing was planned")
+    if ex.resource_explicit and ex.resource and card.resource not in (ex.resource, "*") and \
+            card.resource not in ex.kinds and \
+            not (card.intent == "events" and ex.resource in ("event",)) and \
+            ex.resource not in ("event",):
+        raise InvalidRequest("resource", f"the words name a {ex.resource}, but {card.id} acts on "
+                             f"{card.resource}; nothing was planned")
+
 
 
 def _field(slot: str) -> str:

@@ -111,7 +111,8 @@ NEVER_RUN: tuple[NeverRun, ...] = (
              (r"\bcluster[- ]info\s+dump\b", r"\bdump\s+(?:the\s+|all\s+)?cluster\b"),
              "kubectl cluster-info dump"),
     NeverRun("config", "the kubeconfig chooses the cluster and the user, never a request",
-             (r"\b(?:use|switch\s+to|change\s+to|select|set)\s+(?:the\s+)?(?:kube-?)?context\b",
+             (r"\b(?:use|switch\s+to|change\s+to|select|set|activate)\s+(?:the\s+)?"
+              r"(?:[\w.@:-]+\s+)?(?:kube-?)?context\b",
               r"\bswitch\s+(?:the\s+)?(?:kube-?)?context\b",
               r"\buse-context\b", r"\bset-(?:context|cluster|credentials)\b",
               r"\b(?:delete|rename)-(?:context|cluster|user)\b",
@@ -147,7 +148,7 @@ NEVER_RUN: tuple[NeverRun, ...] = (
     NeverRun("debug", "it starts a debugging container in the cluster",
              (r"\bkubectl\s+debug\b", r"\bdebug(?:ging)?\s+containers?\b",
               r"\bephemeral\s+containers?\b", r"\bdebug\b.{0,60}?\s--image\b",
-              r"\bdebug\s+(?:node/|the\s+node\s+\S+\s+with|.{0,40}\bwith\s+(?:an?\s+)?image\b)",
+              r"\bdebug\s+(?:node/|.{0,40}\bwith\s+(?:an?\s+)?(?:[\w.:/-]+\s+)?image\b)",
               r"\bcopy\s+of\s+(?:the\s+|pod\s+)?\S*\s*(?:pod\b)?.{0,40}?\bdebug",
               r"\bdebug\s+(?:a\s+)?copy\b"),
              "kubectl debug -it {name} --image=busybox -n {ns}"),
@@ -159,8 +160,8 @@ NEVER_RUN: tuple[NeverRun, ...] = (
               r"\b(?:open|get|start|give\s+me|drop\s+(?:me\s+)?into|spawn|launch)\s+(?:an?\s+|me\s+an?\s+)?"
               r"(?:interactive\s+|root\s+)?(?:shell|terminal|bash|sh|console|tty|session|prompt)\b",
               r"\bshell\s+(?:into|in|to)\b", r"\bssh\s+(?:in)?to\b",
-              r"\b(?:run|execute)\s+(?:a\s+|the\s+|this\s+)?(?:command|cmd|script|\S+)\s+"
-              r"(?:in|inside|within|on)\s+(?:the\s+)?(?:pod|container)\b",
+              r"\b(?:run|execute)\s+.{1,60}?\s+(?:in|inside|within|on)\s+(?:the\s+)?"
+              r"(?:[\w-]+\s+)?(?:pod|container)\b",
               r"\b(?:run|execute)\s+.{1,60}?\s+inside\s+(?:the\s+|pod\s+|container\s+)",
               r"\binside\s+(?:the\s+)?container\b"),
              "kubectl exec -it {name} -n {ns} -- sh"),
@@ -205,3 +206,33 @@ OPTION_RE = re.compile(
     r"(?<![\w-])(" + "|".join(re.escape(w).replace(r"\-", r"[\s-]+").replace(r"\ ", r"\s+")
                               for w in sorted(OPTION_WORDS, key=len, reverse=True))
     + r")(?![\w-])", re.I)
+
+# Kinds of Kubernetes (built in, from the pinned kubectl's api-resources) that no card acts on
+# yet: named in the words, they make the request one no card can do, never a nearby kind's.
+OTHER_KINDS: dict[str, str] = {
+    "replication controller": "replicationcontroller", "replicationcontroller": "replicationcontroller",
+    "rc": "replicationcontroller", "service account": "serviceaccount",
+    "serviceaccount": "serviceaccount", "sa": "serviceaccount", "role": "role",
+    "role binding": "rolebinding", "rolebinding": "rolebinding", "cluster role": "clusterrole",
+    "clusterrole": "clusterrole", "cluster role binding": "clusterrolebinding",
+    "clusterrolebinding": "clusterrolebinding", "network policy": "networkpolicy",
+    "networkpolicy": "networkpolicy", "netpol": "networkpolicy", "persistent volume": "pv",
+    "persistentvolume": "pv", "pv": "pv", "storage class": "storageclass",
+    "storageclass": "storageclass", "endpoint": "endpoints", "endpoints": "endpoints",
+    "endpointslice": "endpointslice", "lease": "lease", "limit range": "limitrange",
+    "limitrange": "limitrange", "resource quota": "resourcequota", "resourcequota": "resourcequota",
+    "quota": "resourcequota", "priority class": "priorityclass", "priorityclass": "priorityclass",
+    "pod disruption budget": "poddisruptionbudget", "poddisruptionbudget": "poddisruptionbudget",
+    "pdb": "poddisruptionbudget", "custom resource definition": "customresourcedefinition",
+    "crd": "customresourcedefinition", "csr": "certificatesigningrequest",
+    "certificate signing request": "certificatesigningrequest", "ingress class": "ingressclass",
+    "ingressclass": "ingressclass", "volume attachment": "volumeattachment",
+    "webhook": "webhook", "mutatingwebhookconfiguration": "webhook",
+    "validatingwebhookconfiguration": "webhook", "runtime class": "runtimeclass",
+    "controller revision": "controllerrevision", "pod template": "podtemplate",
+    "csi driver": "csidriver", "csinode": "csinode", "component status": "componentstatus",
+}
+OTHER_KIND_RE = re.compile(
+    r"(?<![\w./-])(" + "|".join(re.escape(w).replace(r"\ ", r"[\s-]*")
+                               for w in sorted(OTHER_KINDS, key=len, reverse=True))
+    + r")(?:e?s)?(?![\w/-])", re.I)
