@@ -57,6 +57,9 @@ def make_plan(request: Request, *, settings: Settings, corpus: Corpus) -> Plan:
     from . import faithful
     from .extract import extract
 
+    # Idempotent: tool.py screens first (its dry-run reading must reach the executor); callers
+    # of make_plan alone (benchmarks, tests) get the same one-action and never-run refusals.
+    request = faithful.screen_request(request)
     ex = extract(request.query) if request.query else None
     free_text = ex is not None and request.intent is None
     if free_text:

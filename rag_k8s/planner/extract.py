@@ -222,8 +222,8 @@ class Extraction:
     # Every kind the text names, in order ("the notifications service deployment" names two).
     kinds: tuple[str, ...] = ()
     # The text read, and the spans of it no stage took: what the faithfulness check accounts for.
-    text: str = ""
-    unread: tuple[tuple[int, int], ...] = ()
+    text: str = field(default="", compare=False)
+    unread: tuple[tuple[int, int], ...] = field(default=(), compare=False)
     # True when no action word was read and `intent` is the reading a bare kind implies ("get").
     intent_implied: bool = False
 

@@ -314,8 +314,8 @@ def check_request(request: Request, ex: Extraction, corpus: Corpus,
     known = [k.span() for k in _KIND_RE.finditer(ex.text)]
     for m in OTHER_KIND_RE.finditer(ex.text):
         word = m.group(0)
-        if any(a < m.end() and m.start() < b for a, b in known):
-            continue  # part of a kind a card covers ("persistent volume claims")
+        if any(a <= m.start() and m.end() <= b for a, b in known):
+            continue  # inside a kind a card covers ("persistent volume claims")
         if (" " in word or "-" in word or len(word) >= 6) and word.lower() not in (
                 ex.name, ex.namespace):
             raise NoMatch(f"no command card acts on {_other_kind(word) or word} "
