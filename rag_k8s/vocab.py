@@ -20,6 +20,9 @@ READ_ONLY_INTENTS: frozenset[str] = frozenset(
      "rollout-history", "diff"}
 )
 MUTATING_INTENTS: frozenset[str] = frozenset(INTENTS) - READ_ONLY_INTENTS
+# Intents served by no card: the manifest intents act on the request's `files` (their argv is
+# built from the files by rag_k8s.manifests, not from a template).
+CARDLESS_INTENTS: frozenset[str] = frozenset({"apply", "create", "diff"})
 
 RiskLevel = Literal["none", "low", "medium", "high"]
 RISK_LEVELS: tuple[str, ...] = ("none", "low", "medium", "high")

@@ -381,7 +381,13 @@ def test_denied_verbs_are_refused(org: Policy, argv: list[str]) -> None:
     expected = [f"kubectl {verb} is refused: it is not on any allow-list"]
     if verb == "config":  # `config view --raw` also trips the --raw check
         expected.append("--raw is refused: it sends a raw API request that no allow-list can judge")
-    assert (decision.allowed, decision.reasons, decision.risk_level) == (False, expected, "high")
+    risk = "high"
+    if verb in ("apply", "create"):  # known manifest verbs now (medium); without -f they are
+        # judged here, not by rag_k8s.manifests, and name no object
+        expected.append(f"kubectl {verb} must name the object it changes; without a name it acts "
+                        "on every object in reach")
+        risk = "medium"
+    assert (decision.allowed, decision.reasons, decision.risk_level) == (False, expected, risk)
 
 
 def test_no_denied_verbs_alone() -> None:

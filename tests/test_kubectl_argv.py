@@ -190,7 +190,7 @@ def test_with_server_dry_run(cmd: str, expected: list[str] | None) -> None:
 
 def test_server_dry_run_verbs_are_the_mutating_verbs_with_a_dry_run_flag() -> None:
     assert SERVER_DRY_RUN_VERBS == {"rollout undo", "scale", "set image", "autoscale", "cordon",
-                                    "uncordon", "drain", "delete"}
+                                    "uncordon", "drain", "delete", "apply", "create"}
 
 
 @pytest.mark.parametrize(

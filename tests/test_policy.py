@@ -89,7 +89,7 @@ def test_broken_policy_fixture_raises_policy_error_naming_file_line_and_problem(
         ("namespaces.yaml", "version: 1\nnamespaces:\n  qa:\n    allow:\n      gett: [pod]\n",
          "line 4: namespaces.qa.allow: 'gett' is not an intent (get, describe, logs, events, "
          "diagnose, top, can-i, rollout-status, rollout-history, restart, scale, set-image, "
-         "rollback, autoscale, cordon, uncordon, drain, delete)"),
+         "rollback, autoscale, cordon, uncordon, drain, delete, apply, create, diff)"),
         ("namespaces.yaml", "version: 1\nnamespaces:\n  qa:\n    allow:\n      get: [pods]\n",
          "line 4: namespaces.qa.allow: 'pods' is not a kind (deployment, pod, node, service, "
          "statefulset, daemonset, replicaset, job, cronjob, configmap, secret, namespace, event, "
@@ -108,7 +108,7 @@ def test_broken_policy_fixture_raises_policy_error_naming_file_line_and_problem(
          "forbidden_flags: []\nmax_replicas: 5\n",
          "line 2: verbs: 'exec' is not a kubectl verb the agent knows (get, describe, logs, "
          "events, top, auth can-i, rollout status, rollout history, rollout restart, rollout undo, "
-         "scale, set image, autoscale, cordon, uncordon, drain, delete)"),
+         "scale, set image, autoscale, cordon, uncordon, drain, delete, apply, create, diff)"),
         ("rbac-allowlist.yaml",
          "version: 1\nverbs: {}\ncluster_scoped: {pod: [get]}\nsecrets: {output_formats: []}\n"
          "forbidden_flags: []\nmax_replicas: 5\n",
