@@ -138,7 +138,25 @@ def build_entry(result: dict[str, Any], request: dict[str, Any] | str | None) ->
             output_sha256=hashlib.sha256(output).hexdigest(),
             output_bytes=len(output),
         )
+    _runbook_fields(entry, result)
     return entry
+
+
+def _runbook_fields(entry: dict[str, Any], result: dict[str, Any]) -> None:
+    """A runbook is one operation, so one line: it lists every step and the findings' reasons."""
+    steps = (result.get("execution") or {}).get("steps")
+    if steps:
+        entry["steps"] = [{
+            "id": str(s.get("id")),
+            "argv": _scrub_argv([str(a) for a in s.get("argv") or []]) or None,
+            "exit_code": s.get("exit_code"), "duration": s.get("duration"),
+            "timed_out": s.get("timed_out"), "truncated": s.get("truncated"),
+            "skipped": s.get("skipped"), "output_sha256": s.get("output_sha256"),
+        } for s in steps]
+    findings = result.get("findings")
+    if findings is not None:
+        entry["findings"] = [f"{f.get('severity')} {f.get('reason')} {f.get('object')}"
+                             for f in findings]
 
 
 def write_operation(

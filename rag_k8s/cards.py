@@ -122,6 +122,69 @@ class Example(BaseModel):
     command: str = Field(description="What the slots render to, in shell-quoted form.")
 
 
+# Runbook steps only read: their kubectl verbs.
+RUNBOOK_VERBS = frozenset({"get", "describe", "logs", "top", "events"})
+# Slots a runbook step takes from the JSON object an earlier step fetched (never from log or
+# event text): the object's controller (a ReplicaSet resolved to its Deployment) and its pod
+# selector. Each value is checked against its pattern like any slot.
+DERIVED_SLOTS: dict[str, tuple[str, int]] = {
+    "owner_kind": (r"^(deployment|statefulset|daemonset|replicaset|job|cronjob|node)$", 16),
+    "owner_name": (DNS1123_SUBDOMAIN, 253),
+    "pod_selector": (_PARAM_SCHEMA["selector"]["pattern"], 256),
+}
+
+
+class Step(BaseModel):
+    """One read-only command of a runbook card."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")
+    command_template: str
+    description: str = Field(default="", max_length=200)
+    output: Literal["json", "text"] = Field(
+        default="text", description="`json`: the step prints JSON the analyzers parse.")
+    after: str | None = Field(
+        default=None, description="The JSON step whose object fills this step's derived slots "
+                                  f"({', '.join(DERIVED_SLOTS)}); the step runs after it.")
+
+    @cached_property
+    def tokens(self) -> list[tuple[str, int | None]]:
+        return template_tokens(self.command_template, f"steps.{self.id}.command_template")
+
+    @property
+    def slots(self) -> set[str]:
+        return {m for tok, _ in self.tokens for m in PLACEHOLDER_RE.findall(tok)}
+
+    def render(self, card: Card, slots: dict[str, Any],
+               derived: dict[str, str] | None = None) -> list[str]:
+        """The step's argv from the card's checked slots and the derived ones; an optional
+        group whose slot has no value is left out. Raises InvalidRequest for a bad value."""
+        texts: dict[str, str] = {}
+        for slot in self.slots:
+            if slot in DERIVED_SLOTS:
+                value = (derived or {}).get(slot)
+                if value is None:
+                    continue
+                pattern, limit = DERIVED_SLOTS[slot]
+                if len(value) > limit or not re.fullmatch(
+                        pattern.removeprefix("^").removesuffix("$"), value):
+                    raise InvalidRequest(slot, f"{value[:60]!r} does not match {pattern}")
+                texts[slot] = value
+            elif slots.get(slot) is not None:
+                texts[slot] = card.placeholders[slot].check(slot, slots[slot])
+        for tok, group in self.tokens:
+            if group is None:
+                for slot in PLACEHOLDER_RE.findall(tok):
+                    if slot not in texts:
+                        raise InvalidRequest(request_field(slot), f"{slot} is required for "
+                                             f"step {self.id} of {card.id}")
+        dropped = {group for tok, group in self.tokens if group is not None
+                   for slot in PLACEHOLDER_RE.findall(tok) if slot not in texts}
+        return [PLACEHOLDER_RE.sub(lambda m: texts[m.group(1)], tok)
+                for tok, group in self.tokens if group is None or group not in dropped]
+
+
 class Card(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -136,6 +199,48 @@ class Card(BaseModel):
     notes: str = ""
     keywords: list[str] = Field(default_factory=list,
                                 description="Extra words users say for this (synonyms).")
+    steps: list[Step] | None = Field(
+        default=None, min_length=2, max_length=12,
+        description="A runbook: read-only commands run in order instead of one command; "
+                    "`command_template` is then the first step's.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _runbook_command(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("steps") is not None:
+            if "command_template" in data:
+                raise ValueError("command_template: a runbook card gives `steps` instead")
+            steps = data["steps"]
+            if isinstance(steps, list) and steps and isinstance(steps[0], dict):
+                data = {**data, "command_template": steps[0].get("command_template", "")}
+        return data
+
+    @model_validator(mode="after")
+    def _runbook_steps(self) -> Card:
+        if self.steps is None:
+            return self
+        if self.mutating:
+            raise ValueError(f"steps: a runbook only reads; intent {self.intent} changes things")
+        seen: dict[str, Step] = {}
+        for step in self.steps:
+            where = f"steps.{step.id}"
+            if step.id in seen:
+                raise ValueError(f"{where}: the id is used twice")
+            if len(step.tokens) < 2 or step.tokens[0][0] != "kubectl":
+                raise ValueError(f"{where}.command_template: must start with `kubectl`")
+            if step.tokens[1][0] not in RUNBOOK_VERBS:
+                raise ValueError(f"{where}.command_template: kubectl {step.tokens[1][0]} is not "
+                                 f"a read-only verb ({', '.join(sorted(RUNBOOK_VERBS))})")
+            derived = step.slots & set(DERIVED_SLOTS)
+            if derived and (step.after not in seen or seen[step.after].output != "json"):
+                raise ValueError(f"{where}.after: {', '.join(sorted(derived))} come from an "
+                                 "earlier `output: json` step; name it in `after`")
+            for slot in step.slots - set(DERIVED_SLOTS) - set(self.placeholders):
+                raise ValueError(f"{where}: uses {{{{{slot}}}}} but placeholders lacks it")
+            seen[step.id] = step
+        if self.steps[0].after is not None or self.steps[0].slots & set(DERIVED_SLOTS):
+            raise ValueError("steps: the first step must stand alone (it is the plan's command)")
+        return self
 
     @field_validator("resource")
     @classmethod
@@ -150,6 +255,8 @@ class Card(BaseModel):
         if not tokens or tokens[0][0] != "kubectl":
             raise ValueError("command_template: must start with `kubectl`")
         used = {m for tok, _ in tokens for m in PLACEHOLDER_RE.findall(tok)}
+        for step in self.steps or ():  # a runbook's placeholders may serve any of its steps
+            used |= step.slots - set(DERIVED_SLOTS)
         for slot in used - set(self.placeholders):
             raise ValueError(f"command_template: uses {{{{{slot}}}}} but placeholders lacks it")
         for slot in set(self.placeholders) - used:
@@ -175,30 +282,7 @@ class Card(BaseModel):
     @cached_property
     def tokens(self) -> list[tuple[str, int | None]]:
         """Template tokens, each with the index of its optional group (None when mandatory)."""
-        try:
-            raw = shlex.split(self.command_template)
-        except ValueError as e:
-            raise ValueError(f"command_template: {e}") from None
-        out: list[tuple[str, int | None]] = []
-        group: int | None = None
-        n_groups = 0
-        for tok in raw:
-            opens, closes = tok.startswith("["), tok.endswith("]") and not tok.endswith("]]")
-            if opens:
-                if group is not None:
-                    raise ValueError("command_template: nested [optional] groups")
-                group, n_groups = n_groups, n_groups + 1
-                tok = tok[1:]
-            if closes:
-                if group is None:
-                    raise ValueError("command_template: `]` without `[`")
-                tok = tok[:-1]
-            out.append((tok, group))
-            if closes:
-                group = None
-        if group is not None:
-            raise ValueError("command_template: unclosed [optional] group")
-        return out
+        return template_tokens(self.command_template, "command_template")
 
     @property
     def mutating(self) -> bool:
@@ -251,6 +335,35 @@ class Card(BaseModel):
     def content_hash(self) -> str:
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def template_tokens(template: str, where: str) -> list[tuple[str, int | None]]:
+    """A command template's tokens, each with the index of its optional group (None when
+    mandatory); `where` names the field in error messages."""
+    try:
+        raw = shlex.split(template)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    out: list[tuple[str, int | None]] = []
+    group: int | None = None
+    n_groups = 0
+    for tok in raw:
+        opens, closes = tok.startswith("["), tok.endswith("]") and not tok.endswith("]]")
+        if opens:
+            if group is not None:
+                raise ValueError(f"{where}: nested [optional] groups")
+            group, n_groups = n_groups, n_groups + 1
+            tok = tok[1:]
+        if closes:
+            if group is None:
+                raise ValueError(f"{where}: `]` without `[`")
+            tok = tok[:-1]
+        out.append((tok, group))
+        if closes:
+            group = None
+    if group is not None:
+        raise ValueError(f"{where}: unclosed [optional] group")
+    return out
 
 
 def _ask_for(slot: str, card: Card) -> str:
@@ -352,6 +465,10 @@ def card_json_schema() -> dict[str, Any]:
     schema = Card.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "rag-k8s command card"
+    # A runbook card gives `steps` instead of `command_template` (its first step's is used).
+    schema["required"] = [r for r in schema["required"] if r != "command_template"]
+    schema["oneOf"] = [{"required": ["command_template"], "not": {"required": ["steps"]}},
+                       {"required": ["steps"], "not": {"required": ["command_template"]}}]
     return schema
 
 

@@ -203,7 +203,9 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
         return
     render_result(result, err)
     execution = result.get("execution")
-    if execution:
+    if execution and "findings" in result:
+        _emit_diagnosis(result)
+    elif execution:
         # kubectl's own output is data: stdout to stdout, stderr to stderr.
         if execution.get("stdout"):
             sys.stdout.write(execution["stdout"])
@@ -214,6 +216,18 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
             if not execution["stderr"].endswith("\n"):
                 sys.stderr.write("\n")
         sys.stdout.flush()
+
+
+def _emit_diagnosis(result: dict[str, Any]) -> None:
+    """A runbook's report on stdout (findings, evidence, suggested commands) in place of the
+    raw kubectl output, which `--json` keeps in execution.steps."""
+    from .diagnose.report import render_diagnosis
+
+    sys.stdout.write(render_diagnosis(result))
+    stderr = (result.get("execution") or {}).get("stderr")
+    if stderr:
+        sys.stderr.write(stderr if stderr.endswith("\n") else stderr + "\n")
+    sys.stdout.flush()
 
 
 def _exit_for(result: dict[str, Any]) -> None:

@@ -357,6 +357,13 @@ def create_app(settings: Settings | None = None, *, preload: bool = False) -> Fa
         text = message if isinstance(message, str) and message.strip() else body.prompt
         if not text.strip():
             raise InvalidRequest("prompt", "is empty and options.message is missing")
+        from .diagnose.k8sgpt import explain_from_cluster
+
+        # The cluster's own answer when the error names a pod or workload; else the cards'.
+        diagnosed = explain_from_cluster(text, state.settings)
+        if diagnosed is not None:
+            return CompletionOut(model="rag-k8s/analyzers", created_at=rfc3339_now(),
+                                 response=diagnosed)
         answer, model_name = explain(text, state)
         state.embedder_loaded = True
         return CompletionOut(model=model_name, created_at=rfc3339_now(), response=answer)

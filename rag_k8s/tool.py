@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import audit, execute, manifests, policy
-from .cards import Corpus, cached_corpus
+from .cards import Card, Corpus, cached_corpus
 from .config import Settings
 from .errors import (
     InvalidRequest, ModelNotFound, NoMatch, PlannerError, PolicyError, RagK8sError, RefusedAction,
@@ -40,15 +40,45 @@ class Result:
     logged_request: dict[str, Any] | None = field(default=None, compare=False)
     # For `invalid`: the request field at fault, so the HTTP door can name it in its 400.
     invalid_field: str | None = field(default=None, compare=False)
+    # A runbook card: its steps as planned, as run, and the analyzers' findings (worst first).
+    plan_steps: list[dict[str, Any]] | None = field(default=None, compare=False)
+    step_runs: list[dict[str, Any]] | None = field(default=None, compare=False)
+    findings: list[dict[str, Any]] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "operation_id": self.operation_id,
             "status": self.status,
             "plan": self.plan.to_dict() if self.plan else None,
             "decision": self.decision.to_dict(),
             "execution": self.execution.to_dict() if self.execution else None,
         }
+        _add_runbook(out, self)
+        return out
+
+
+def _add_runbook(out: dict[str, Any], result: Result) -> None:
+    """The runbook parts of a result: plan.steps, execution.steps and findings (CONTRACT §2)."""
+    if result.plan_steps is not None and out["plan"] is not None:
+        out["plan"]["steps"] = [dict(s) for s in result.plan_steps]
+    if result.step_runs is not None and out["execution"] is not None:
+        out["execution"]["steps"] = [dict(s) for s in result.step_runs]
+    if result.findings is not None:
+        out["findings"] = [dict(f) for f in result.findings]
+
+
+def _runbook(op_id: str, card: Card, plan_: Plan, decision: Decision, request: Request,
+             logged: dict[str, Any], settings: Settings, rules: policy.Policy) -> Result:
+    """Run a runbook card's steps and analyze them; the first step's exit decides the status."""
+    from .diagnose import plan_actions, plan_steps, run_runbook
+
+    outcome = run_runbook(card, plan_, request, settings=settings, rules=rules)
+    first = outcome.execution
+    status = "timeout" if first.timed_out else "executed" if first.exit_code == 0 else "failed"
+    findings = plan_actions(outcome.findings, plan_.slots.get("namespace"), settings=settings)
+    return Result(op_id, status, plan_, decision, first, logged,
+                  plan_steps=plan_steps(card, plan_.slots), step_runs=outcome.steps,
+                  findings=[f.to_dict() for f in findings])
 
 
 def _refused(reason: str) -> Decision:
@@ -122,7 +152,13 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
             "the command planned now differs from the one that was confirmed "
             f"({shlex.join(expected_argv)}); nothing ran: review the new command and confirm it"
         ), None, logged)
+    card = corpus.by_id.get(plan_.card_id) if plan_.card_id else None
     if not run:
+        if card is not None and card.steps:
+            from .diagnose import plan_steps
+
+            return Result(op_id, "planned", plan_, decision, None, logged,
+                          plan_steps=plan_steps(card, plan_.slots))
         return Result(op_id, "planned", plan_, decision, None, logged)
     if request.dry_run and is_mutating and server_dry_run is None:
         return Result(op_id, "planned", plan_, decision, None, logged)  # preview only
@@ -130,6 +166,8 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     if decision.requires_confirmation and not confirmed and not request.dry_run:
         return Result(op_id, "needs_confirmation", plan_, decision, None, logged)
 
+    if card is not None and card.steps:
+        return _runbook(op_id, card, plan_, decision, request, logged, settings, rules)
     outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
                           dry_run=request.dry_run)
     if outcome.timed_out:
