@@ -342,3 +342,13 @@ def test_argv_door_is_audited_with_the_argv(recording_kubectl: Any) -> None:
     assert (entry["argv"], entry["planner"], entry["status"]) == (argv, "argv", "denied")
     assert (entry["intent"], entry["resource"], entry["namespace"]) == ("get", "pod",
                                                                          "kube-system")
+
+
+def test_an_argv_like_a_runbooks_first_step_runs_only_itself(recording_kubectl: Any) -> None:
+    corpus = cached_corpus(REPO / "cards")
+    runbook = next(c for c in corpus if getattr(c, "steps", None))
+    argv = runbook.render({"name": "api", "namespace": "dev"})
+    result = k8s_exec({"argv": argv})
+    assert result["plan"]["card_id"] != runbook.id
+    assert "steps" not in result["plan"]
+    assert recording_kubectl.calls == [argv[1:]]

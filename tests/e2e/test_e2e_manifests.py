@@ -174,3 +174,14 @@ def test_a_secret_manifest_diff_never_shows_its_data(e2e: E2E, tmp_path: Path) -
     diff = result["plan"]["preview"]["diff"]
     assert "v1.Secret.dev.db-password" in diff
     assert "hunter2" not in diff and "aHVudGVyMi" not in diff  # neither plain nor base64
+
+
+def test_the_argv_door_runs_the_real_kubectl_exactly_as_sent(e2e: E2E) -> None:
+    argv = ["kubectl", "get", "deployment", "api", "-n", "prod", "-o", "name"]
+    result = k8s_exec({"argv": argv})
+    assert (result["status"], result["plan"]["argv"]) == ("executed", argv)
+    assert result["execution"]["stdout"] == "deployment.apps/api\n"
+    scaled = k8s_exec({"argv": ["kubectl", "scale", "deployment/api", "--replicas=2", "-n",
+                                "staging"], "constraints": {"dryRun": True}})
+    assert scaled["status"] == "executed"
+    assert scaled["execution"]["stdout"] == "deployment.apps/api scaled (server dry run)\n"
