@@ -524,7 +524,9 @@ def evaluate(argv: list[str], *, policy: Policy, settings: Settings, request: Re
                                 timeout=request.timeout)
     if not decision.allowed or manifests is None:
         return ManifestStage(decision)
-    changes = parsed.verb != "diff" and not request.dry_run
+    # A command that is itself a server-side dry run changes nothing either.
+    changes = parsed.verb != "diff" and not request.dry_run and \
+        parsed.value("dry-run") != "server"
     pv = preview(argv, parsed, manifests, settings=settings, timeout=request.timeout,
                  run_diff=run and changes)
     if pv.error is not None:

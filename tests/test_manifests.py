@@ -393,3 +393,12 @@ def test_cli_yes_alone_does_not_confirm_a_manifest_change(tmp_path: Path,
                                     "--", *argv])
     assert json.loads(done.stdout)["plan"]["argv"] == argv
     assert recording_kubectl.calls[-1] == argv[1:]
+
+
+def test_an_argv_that_is_itself_a_server_dry_run_needs_no_preview(tmp_path: Path,
+                                                                  recording_kubectl: Any) -> None:
+    path = write(tmp_path, "cm.yaml", CONFIGMAP.format(ns="dev"))
+    argv = ["kubectl", "apply", "-f", path, "--dry-run=server"]
+    result = k8s_exec({"argv": argv, "constraints": {"confirm": True}})
+    assert result["status"] == "executed"
+    assert recording_kubectl.calls == [argv[1:]]
