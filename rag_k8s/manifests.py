@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -280,7 +280,7 @@ def _flatten(doc: Any, where: str) -> list[tuple[dict[str, Any], str]]:
     return [(doc, where)]
 
 
-def _object(doc: dict[str, Any], where: str, verb: str, namespace: str | None) -> ManifestObject:
+def _object(doc: dict[str, Any], where: str, namespace: str | None) -> ManifestObject:
     kind, meta = doc.get("kind"), doc.get("metadata")
     if not isinstance(kind, str) or not kind or not isinstance(doc.get("apiVersion"), str):
         raise ManifestError(f"{where}: an object needs apiVersion and kind")
@@ -319,7 +319,7 @@ def load(parsed: ParsedArgv, *, settings: Settings, timeout: float) -> Manifests
     if len(docs) > MAX_OBJECTS:
         raise ManifestError(f"{len(docs)} objects: at most {MAX_OBJECTS} in one command")
     namespace = parsed.namespace
-    objects = tuple(_object(doc, where, parsed.verb, namespace) for doc, where in docs)
+    objects = tuple(_object(doc, where, namespace) for doc, where in docs)
     return Manifests(objects, digest.hexdigest())
 
 
@@ -511,7 +511,6 @@ class ManifestStage:
 
     decision: Decision
     preview: Preview | None = None
-    objects: list[str] = field(default_factory=list)
 
 
 def evaluate(argv: list[str], *, policy: Policy, settings: Settings, request: Request,
