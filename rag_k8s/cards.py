@@ -300,7 +300,9 @@ class Card(BaseModel):
             value = slots.get(slot)
             if value is None:
                 if spec.required:
-                    raise InvalidRequest(request_field(slot), _ask_for(slot, self))
+                    missing = InvalidRequest(request_field(slot), _ask_for(slot, self))
+                    missing.card_id = self.id  # type: ignore[attr-defined] # shown by the doors
+                    raise missing
                 continue
             texts[slot] = spec.check(slot, value)
         dropped = {

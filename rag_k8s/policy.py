@@ -386,3 +386,16 @@ def validate(argv: list[str], *, card: Card | None, policy: Policy) -> Decision:
         allowed=True, requires_confirmation=True, risk_level=risk,
         reasons=[f"{what} is {risk} risk: it runs only when confirmed (constraints.confirm)"],
     )
+
+
+def allowed_namespaces(policy: Policy, intent: str, kind: str) -> list[str]:
+    """The namespaces whose allow-list grants `intent` on `kind` (and whose RBAC ceiling allows
+    the verb on it), in the policy file's order: for "scale is allowed in staging and dev"."""
+    if kind in CLUSTER_SCOPED:
+        return []  # governed by rbac-allowlist.yaml `cluster_scoped`, not per namespace
+    verbs = [verb for verb, intents in VERB_INTENTS.items() if intent in intents]
+    ceiling = any(kind in policy.verbs.get(v, ()) or "*" in policy.verbs.get(v, ()) for v in verbs)
+    if not ceiling:
+        return []
+    return [ns for ns, rules in policy.namespaces.items()
+            if kind in rules.get(intent, ()) or "*" in rules.get(intent, ())]

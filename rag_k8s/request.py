@@ -37,7 +37,8 @@ class Request:
     params: dict[str, Any] = field(default_factory=dict)
     confirm: bool = False
     dry_run: bool = False
-    timeout: int = 15
+    # None when the request gives none: the settings decide (config.effective_timeout).
+    timeout: int | None = None
     # The argv door (CONTRACT §1): the exact command instead of intent/query; None otherwise.
     argv: tuple[str, ...] | None = None
     # Manifest paths on the caller's machine, for the manifest intents (apply/create/delete/diff).
@@ -60,8 +61,9 @@ class Request:
             out["argv"] = list(self.argv)
         if self.files:
             out["files"] = list(self.files)
-        out["constraints"] = {"confirm": self.confirm, "dryRun": self.dry_run,
-                              "timeout": self.timeout}
+        out["constraints"] = {"confirm": self.confirm, "dryRun": self.dry_run}
+        if self.timeout is not None:
+            out["constraints"]["timeout"] = self.timeout
         if self.preview_digest is not None:
             out["constraints"]["previewDigest"] = self.preview_digest
         return out
@@ -157,7 +159,7 @@ def parse_request(payload: Any) -> Request:
         params=params,
         confirm=bool(constraints.get("confirm", False)),
         dry_run=bool(constraints.get("dryRun", False)),
-        timeout=int(constraints.get("timeout", 15)),
+        timeout=int(constraints["timeout"]) if "timeout" in constraints else None,
         argv=argv,
         files=files,
         preview_digest=constraints.get("previewDigest"),
