@@ -102,7 +102,8 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("min-above-max", req(params={"min": 5, "max": 2}), "params.min"),
     # unknown keys
     ("key-shell", req(shell="id"), "shell"),
-    ("key-argv", req(argv=["kubectl", "delete", "ns", "prod"]), "argv"),
+    # argv is the argv door (CONTRACT §1): beside an intent it is invalid, naming the intent
+    ("key-argv", req(argv=["kubectl", "delete", "ns", "prod"]), "intent"),
     ("key-proto", req(__proto__={}), "__proto__"),
     ("params-command", req(params={"command": "id"}), "params.command"),
     ("params-kubeconfig", req(params={"kubeconfig": "/k"}), "params.kubeconfig"),
