@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..request import Request
     from .extract import Extraction
 
-PlannerName = Literal["template", "mlx", "argv"]
+PlannerName = Literal["template", "mlx", "argv", "undo"]
 
 
 @dataclass(frozen=True)
