@@ -359,3 +359,57 @@ def test_suggestion_the_policy_refuses_is_shown_refused(dx: Drills, tmp_path: Pa
     assert top["action"]["decision"]["allowed"] is False
     assert top["action"]["decision"]["reasons"] == [
         "namespace 'prod' does not allow rollback on deployment"]
+
+
+def test_k8sgpt_completion_answers_from_the_analyzers(dx: Drills) -> None:
+    from fastapi.testclient import TestClient
+
+    from rag_k8s.server import create_app
+
+    pod = dx.pod("notify")
+    message = (f"Error: couldn't find key password in Secret staging/notify-smtp "
+               f"container=notify pod={pod}_staging(4f1c)")
+    with TestClient(create_app(Settings.resolve())) as client:
+        body = client.post("/v1/completions", json={
+            "model": "rag-k8s", "prompt": f"Simplify --- {message} ---",
+            "options": {"message": message}}).json()
+        assert body["model"] == "rag-k8s/analyzers"
+        assert f"rag-k8s diagnosed pod staging/{pod} on the cluster" in body["response"]
+        assert ("1. ERROR CreateContainerConfigError  pod/staging/" + pod + "\n   container "
+                "notify cannot start: key password is missing from Secret notify-smtp"
+                ) in body["response"]
+        assert "  [1] kubectl rollout restart deployment/notify -n staging\n" in body["response"]
+        # An error naming no pod or workload is answered from the cards, without the cluster.
+        other = client.post("/v1/completions", json={
+            "model": "m", "prompt": "pod stuck in ImagePullBackOff"}).json()
+        assert other["model"] == "rag-k8s/cards"
+    # Only the diagnosis ran, and it is audited as one operation.
+    entries = [json.loads(x) for x in Settings.resolve().audit_log.read_text().splitlines()]
+    assert [(e["card_id"], e["status"]) for e in entries] == [("diagnose-pod", "executed")]
+
+
+def test_mcp_k8s_exec_returns_findings_as_structured_content(dx: Drills) -> None:
+    import sys
+
+    import anyio
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    pod = dx.pod("shop")
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith(("RAG_K8S_", "HF_", "TRANSFORMERS_", "KUBECONFIG", "HOME", "PATH"))}
+    params = StdioServerParameters(command=str(Path(sys.executable).parent / "rag-k8s"),
+                                   args=["mcp"], env=env)
+
+    async def call() -> Any:
+        async with Client(params, read_timeout_seconds=120) as client:
+            return await client.call_tool("k8s_exec", {
+                "intent": "diagnose", "resource": "pod", "namespace": "staging", "name": pod})
+
+    result = anyio.run(call)
+    assert result.is_error is False
+    data = result.structured_content
+    assert data["status"] == "executed"
+    assert [f["reason"] for f in data["findings"]] == ["ImagePullBackOff",
+                                                       "ProgressDeadlineExceeded"]
+    assert data["findings"][0]["action"]["decision"]["requires_confirmation"] is True
