@@ -185,7 +185,12 @@ class PodView:
 
 PodAnalyzer = Callable[[PodView], list[Finding]]
 POD_ANALYZERS: list[PodAnalyzer] = []
-pod_analyzer = POD_ANALYZERS.append
+
+
+def pod_analyzer(fn: PodAnalyzer) -> PodAnalyzer:
+    """Register an analyzer of one pod (used by the pod runbook and the workloads' pod lists)."""
+    POD_ANALYZERS.append(fn)
+    return fn
 
 
 def analyze_pod(view: PodView) -> list[Finding]:
