@@ -156,4 +156,7 @@ def run(settings: Settings) -> str:
         f"Ratio of medians: **{ratio:.2f}** (target <= {TARGET_RATIO}: {verdict_ratio}); "
         f"median diagnosis {statistics.median(ours):.2f} s (target < {TARGET_SECONDS:g} s: "
         f"{verdict_time}).",
+        "",
+        f"Load average during the run: {os.getloadavg()[0]:.1f} (a machine shared with other "
+        "work: the absolute figures move with it, the ratio much less).",
     ])
