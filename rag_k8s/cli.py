@@ -171,6 +171,8 @@ def render_result(result: dict[str, Any], console: Console) -> None:
         console.print(f"risk: [{RISK_STYLE.get(risk, 'white')}]{risk}[/]")
         if plan_.get("rationale"):
             console.print(f"rationale: {escape(plan_['rationale'])}")
+        if plan_.get("preview") and console is err:
+            _show_preview(plan_["preview"])
     decision = result.get("decision") or {}
     if decision:
         verdict = "allowed" if decision.get("allowed") else "refused"
@@ -274,8 +276,45 @@ def _interactive(prompt: bool | None) -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
-@app.command("exec")
+# `rag-k8s exec -- kubectl ...`: after `--` Click passes every word on as an argument.
+ARGV_DOOR = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _door_argv(ctx: typer.Context, text: str | None) -> list[str] | None:
+    """The argv of `exec|plan -- kubectl ...`, or None for an ordinary request."""
+    extra = list(ctx.args)
+    if text == "kubectl":
+        return [text, *extra]
+    if extra:
+        raise InvalidRequest("argv", f"unexpected arguments {' '.join(extra)!r}: to send a "
+                                     "command as it is, write `-- kubectl ...`")
+    return None
+
+
+def _with_argv(payload: dict[str, Any], argv: list[str] | None) -> dict[str, Any]:
+    if argv is not None:
+        payload["argv"] = argv
+    return payload
+
+
+def _show_preview(preview: dict[str, Any] | None) -> None:
+    """A manifest change's objects and `kubectl diff`, on stderr, before the question."""
+    if not preview:
+        return
+    err.print("objects:")
+    for label in preview.get("objects") or []:
+        err.print(f"  - {escape(label)}")
+    if preview.get("diff"):
+        err.print(f"diff ({escape(' '.join(preview['command']))}):")
+        sys.stderr.write(preview["diff"] if preview["diff"].endswith("\n")
+                         else preview["diff"] + "\n")
+    if preview.get("digest"):
+        err.print(f"preview digest: {preview['digest']}")
+
+
+@app.command("exec", context_settings=ARGV_DOOR)
 def exec_command(
+    ctx: typer.Context,
     text: QueryArg = None,
     intent: IntentOpt = None,
     resource: ResourceOpt = None,
@@ -292,14 +331,21 @@ def exec_command(
     prompt: Annotated[Optional[bool], typer.Option(
         "--prompt/--no-prompt",
         help="Ask before a risky action (default: only in an interactive terminal).")] = None,
+    preview_digest: Annotated[Optional[str], typer.Option(
+        "--preview-digest",
+        help="Confirm a manifest change: the digest its preview (kubectl diff) showed.")] = None,
 ) -> None:
     """Plan, check and run one kubectl command."""
     with _errors_to_exit():
         from . import tool  # inside: Ctrl-C during the heavy import still exits 130
 
-        payload = build_payload(intent=intent, resource=resource, namespace=namespace, name=name,
-                                query=_query(query, text), params=param, confirm=confirm,
-                                dry_run=dry_run, timeout=timeout, json_input=json_input)
+        argv = _door_argv(ctx, text)
+        payload = _with_argv(build_payload(
+            intent=intent, resource=resource, namespace=namespace, name=name,
+            query=_query(query, None if argv else text), params=param, confirm=confirm,
+            dry_run=dry_run, timeout=timeout, json_input=json_input), argv)
+        if preview_digest is not None:
+            payload.setdefault("constraints", {})["previewDigest"] = preview_digest
         result = tool.k8s_exec(payload)
         if result["status"] == "needs_confirmation" and _interactive(prompt):
             plan_ = result["plan"]
@@ -308,19 +354,24 @@ def exec_command(
                       f"{plan_['risk_level']}[/]")
             for reason in result["decision"]["reasons"]:
                 err.print(f"  - {escape(reason)}")
+            _show_preview(plan_.get("preview"))
             if not _ask_yes_no("Run it?"):
                 err.print("Not confirmed; nothing ran.")
                 _emit(result, as_json)
                 raise typer.Exit(int(ExitStatus.NEEDS_CONFIRMATION))
             payload.setdefault("constraints", {})["confirm"] = True
+            if (plan_.get("preview") or {}).get("digest"):
+                # The confirmation covers the diff shown: changed files are refused.
+                payload["constraints"]["previewDigest"] = plan_["preview"]["digest"]
             # Only the command that was shown may run: a re-plan that differs is refused.
             result = tool.k8s_exec(payload, expected_argv=plan_["argv"])
         _emit(result, as_json)
         _exit_for(result)
 
 
-@app.command("plan")
+@app.command("plan", context_settings=ARGV_DOOR)
 def plan_command(
+    ctx: typer.Context,
     text: QueryArg = None,
     intent: IntentOpt = None,
     resource: ResourceOpt = None,
@@ -339,9 +390,11 @@ def plan_command(
     with _errors_to_exit():
         from . import tool
 
-        payload = build_payload(intent=intent, resource=resource, namespace=namespace, name=name,
-                                query=_query(query, text), params=param, confirm=confirm,
-                                dry_run=dry_run, timeout=timeout, json_input=json_input)
+        argv = _door_argv(ctx, text)
+        payload = _with_argv(build_payload(
+            intent=intent, resource=resource, namespace=namespace, name=name,
+            query=_query(query, None if argv else text), params=param, confirm=confirm,
+            dry_run=dry_run, timeout=timeout, json_input=json_input), argv)
         result = tool.plan(payload)
         _emit(result, as_json)
         _exit_for(result)

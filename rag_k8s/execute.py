@@ -199,8 +199,11 @@ def run(
 
 def _kubectl_env() -> dict[str, str]:
     """The caller's environment, with kubectl's preferences file off: a kuberc could add
-    defaults and aliases the validator never saw."""
-    return {**os.environ, "KUBERC": "off"}
+    defaults and aliases the validator never saw; and no external diff program."""
+    env = {**os.environ, "KUBERC": "off"}
+    # `kubectl diff` runs this program on the object files; only its default (`diff -u -N`).
+    env.pop("KUBECTL_EXTERNAL_DIFF", None)
+    return env
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -127,15 +127,35 @@ _VERB_FLAGS: dict[str, tuple[str, str, str]] = {
         "field-selector f/filename grace-period k/kustomize o/output raw l/selector timeout",
         "cascade dry-run",
     ),
+    # Manifest verbs (rag_k8s/manifests.py judges the objects their files hold).
+    "apply": (
+        "all allow-missing-template-keys force force-conflicts openapi-patch overwrite prune "
+        "R/recursive server-side show-managed-fields wait",
+        "field-manager f/filename grace-period k/kustomize o/output prune-allowlist l/selector "
+        "subresource template timeout",
+        "cascade dry-run validate",
+    ),
+    "create": (
+        "allow-missing-template-keys edit R/recursive save-config show-managed-fields "
+        "windows-line-endings",
+        "field-manager f/filename k/kustomize o/output raw l/selector template",
+        "dry-run validate",
+    ),
+    "diff": (
+        "force-conflicts prune R/recursive server-side show-managed-fields show-secrets",
+        "concurrency field-manager f/filename k/kustomize prune-allowlist l/selector",
+        "",
+    ),
 }
 # The value a bare optional-value flag takes (pflag's NoOptDefVal).
-_OPTIONAL_DEFAULT = {"dry-run": "unchanged", "cascade": "background"}
+_OPTIONAL_DEFAULT = {"dry-run": "unchanged", "cascade": "background", "validate": "strict"}
 
 # Verbs whose first word has sub-commands the agent knows (`rollout restart`, `set image`, ...).
 _PARENTS = frozenset({"rollout", "set", "auth", "top"})
 # Verbs that never change the cluster.
 READ_ONLY_VERBS = frozenset(
-    {"get", "describe", "logs", "events", "top", "auth can-i", "rollout status", "rollout history"}
+    {"get", "describe", "logs", "events", "top", "auth can-i", "rollout status", "rollout history",
+     "diff"}
 )
 # Verbs whose first positional is `kind`, `kind name...` or `kind/name...`.
 _RESOURCE_VERBS = frozenset(

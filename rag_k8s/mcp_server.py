@@ -44,11 +44,24 @@ EXEC_DESCRIPTION = (
     "runbook and returns `findings` (worst first: severity, reason, summary, quoted evidence, "
     "and a suggested action already judged by the policy, never run)."
 )
+KUBECTL_DESCRIPTION = (
+    "Run one exact kubectl command, given as an argv list starting with \"kubectl\" (the argv "
+    "door). It is judged exactly like a planned command: org policy, guardrails, confirmation by "
+    "risk (constraints.confirm), dry-run (constraints.dryRun) and audit. Refused: credential or "
+    "context flags, namespaces and verbs outside the policy, secret contents."
+)
 RETRIEVE_DESCRIPTION = "List the curated command cards nearest a query, with scores and snippets."
 
 
 def _mcp_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
+
+
+def kubectl_schema() -> dict[str, Any]:
+    """The `kubectl` tool's input: the request schema's `argv` and `constraints` only."""
+    props = request_schema()["properties"]
+    return {"type": "object", "additionalProperties": False, "required": ["argv"],
+            "properties": {"argv": props["argv"], "constraints": props["constraints"]}}
 
 
 def build_server(settings: Settings | None = None) -> Any:
@@ -78,6 +91,12 @@ def build_server(settings: Settings | None = None) -> Any:
     def exec_tool(arguments: dict[str, Any]) -> dict[str, Any]:
         from . import tool
 
+        return tool.k8s_exec(arguments, settings=settings)
+
+    def kubectl_tool(arguments: dict[str, Any]) -> dict[str, Any]:
+        from . import tool
+
+        # The arguments reach parse_request as sent: an extra field is `invalid`, naming it.
         return tool.k8s_exec(arguments, settings=settings)
 
     def retrieve_tool(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +140,10 @@ def build_server(settings: Settings | None = None) -> Any:
                              destructive_hint=False, idempotent_hint=True, open_world_hint=False)),
         make(exec_tool, "k8s_exec", "Run a kubectl command", EXEC_DESCRIPTION, request,
              ToolAnnotations(title="Run a kubectl command", read_only_hint=False,
+                             destructive_hint=True, idempotent_hint=False, open_world_hint=True)),
+        make(kubectl_tool, "kubectl", "Run an exact kubectl argv", KUBECTL_DESCRIPTION,
+             kubectl_schema(),
+             ToolAnnotations(title="Run an exact kubectl argv", read_only_hint=False,
                              destructive_hint=True, idempotent_hint=False, open_world_hint=True)),
         make(retrieve_tool, "retrieve", "Find command cards", RETRIEVE_DESCRIPTION,
              RETRIEVE_SCHEMA,

@@ -47,6 +47,9 @@ VERB_INTENTS: dict[str, tuple[str, ...]] = {
     "uncordon": ("uncordon",),
     "drain": ("drain",),
     "delete": ("delete",),
+    "apply": ("apply",),
+    "create": ("create",),
+    "diff": ("diff",),
 }
 _KINDS = frozenset(RESOURCES) | {"*"}
 

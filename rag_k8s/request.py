@@ -37,6 +37,12 @@ class Request:
     confirm: bool = False
     dry_run: bool = False
     timeout: int = 15
+    # The argv door (CONTRACT §1): the exact command instead of intent/query; None otherwise.
+    argv: tuple[str, ...] | None = None
+    # Manifest paths on the caller's machine, for the manifest intents (apply/create/delete/diff).
+    files: tuple[str, ...] = ()
+    # constraints.previewDigest: the manifest preview (plan.preview.digest) the caller confirms.
+    preview_digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The request in its contract shape (normalised), for logs and prompts."""
@@ -49,8 +55,14 @@ class Request:
         }
         if self.params:
             out["params"] = dict(self.params)
+        if self.argv is not None:
+            out["argv"] = list(self.argv)
+        if self.files:
+            out["files"] = list(self.files)
         out["constraints"] = {"confirm": self.confirm, "dryRun": self.dry_run,
                               "timeout": self.timeout}
+        if self.preview_digest is not None:
+            out["constraints"]["previewDigest"] = self.preview_digest
         return out
 
 
@@ -69,7 +81,7 @@ def _problem_of(error: jsonschema.ValidationError) -> str:
     if v == "additionalProperties":
         return "unknown field"
     if v == "anyOf" and not list(error.absolute_path):
-        return "give an intent or a query"
+        return "give an intent, a query or an argv"
     if v == "enum":
         allowed = error.schema["enum"]
         shown = ", ".join(map(str, allowed[:20])) + (", ..." if len(allowed) > 20 else "")
@@ -127,7 +139,9 @@ def parse_request(payload: Any) -> Request:
     if "min" in params and "max" in params and params["min"] > params["max"]:
         raise InvalidRequest("params.min", f"{params['min']} is greater than max {params['max']}")
 
-    if not payload.get("intent") and not (payload.get("query") or "").strip():
+    argv = _argv_door(payload)
+    files = _manifest_files(payload)
+    if argv is None and not payload.get("intent") and not (payload.get("query") or "").strip():
         raise InvalidRequest("query", "is blank; give an intent or a query")
 
     constraints = payload.get("constraints", {})
@@ -142,4 +156,42 @@ def parse_request(payload: Any) -> Request:
         confirm=bool(constraints.get("confirm", False)),
         dry_run=bool(constraints.get("dryRun", False)),
         timeout=int(constraints.get("timeout", 15)),
+        argv=argv,
+        files=files,
+        preview_digest=constraints.get("previewDigest"),
     )
+
+
+# Fields that say what to do; the argv door's `argv` is the whole command, so it excludes them.
+_PLANNING_FIELDS = ("intent", "query", "resource", "namespace", "name", "params", "files")
+MANIFEST_INTENTS = frozenset({"apply", "create", "delete", "diff"})
+
+
+def _argv_door(payload: dict[str, Any]) -> tuple[str, ...] | None:
+    """The argv door's command, checked for shape only (the policy judges what it does)."""
+    if "argv" not in payload:
+        return None
+    for key in _PLANNING_FIELDS:
+        if key in payload:
+            raise InvalidRequest(key, "cannot be combined with argv: the argv is the whole "
+                                      "command (give its namespace and files in the argv)")
+    argv = payload["argv"]
+    if argv[0] != "kubectl":
+        raise InvalidRequest("argv.0", f"{_short(argv[0])} is not allowed here (the argv door "
+                                       "runs kubectl only: start the list with \"kubectl\")")
+    return tuple(argv)
+
+
+def _manifest_files(payload: dict[str, Any]) -> tuple[str, ...]:
+    """`files` of a manifest request: with one of the manifest intents, and never a URL."""
+    files = payload.get("files")
+    if not files:
+        return ()
+    if payload.get("intent") not in MANIFEST_INTENTS:
+        raise InvalidRequest("files", "goes with intent apply, create, delete or diff")
+    for i, path in enumerate(files):
+        if "://" in path or path == "-":
+            raise InvalidRequest(f"files.{i}", f"{_short(path)} is not a local path: manifests "
+                                               "are read from this machine, never fetched or "
+                                               "read from stdin")
+    return tuple(files)

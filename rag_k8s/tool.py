@@ -12,16 +12,18 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import audit, execute, policy
+from . import audit, execute, manifests, policy
 from .cards import Card, Corpus, cached_corpus
 from .config import Settings
 from .errors import (
     InvalidRequest, ModelNotFound, NoMatch, PlannerError, PolicyError, RagK8sError, RefusedAction,
 )
+from .argv_door import argv_facts, argv_plan
 from .kubectl_argv import with_server_dry_run
 from .planner import Plan, make_plan
 from .policy import Decision
 from .request import Request, parse_request
+from .vocab import max_risk
 from .execute import ExecResult
 
 log = logging.getLogger(__name__)
@@ -98,7 +100,13 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
 
     try:
         corpus: Corpus = cached_corpus(settings.cards_dir)
-        plan_ = make_plan(request, settings=settings, corpus=corpus)
+        if request.argv is not None:
+            # The argv door: the command as sent, judged below exactly like a planned one.
+            plan_ = argv_plan(list(request.argv), corpus)
+        elif request.files:
+            plan_ = manifests.files_plan(request, corpus)
+        else:
+            plan_ = make_plan(request, settings=settings, corpus=corpus)
     except InvalidRequest as e:
         return _invalid(op_id, e)
     except NoMatch as e:
@@ -125,7 +133,16 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         rules = policy.load_policy(settings.org_dir)
     except PolicyError as e:
         return Result(op_id, "denied", plan_, _refused(str(e)), None, logged)
-    decision = policy.validate(plan_.argv, card=corpus.by_id.get(plan_.card_id), policy=rules)
+    if manifests.is_manifest_argv(plan_.argv):
+        # The objects inside the files are judged, and a change is previewed (kubectl diff).
+        stage = manifests.evaluate(plan_.argv, policy=rules, settings=settings, request=request,
+                                   run=run)
+        decision = stage.decision
+        plan_ = replace(plan_, risk_level=max_risk(plan_.risk_level, decision.risk_level),
+                        preview=stage.preview.to_dict() if stage.preview else None)
+    else:
+        decision = policy.validate(plan_.argv, card=corpus.by_id.get(plan_.card_id),
+                                   policy=rules)
 
     if not decision.allowed:
         return Result(op_id, "denied", plan_, decision, None, logged)
@@ -145,7 +162,8 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         return Result(op_id, "planned", plan_, decision, None, logged)
     if request.dry_run and is_mutating and server_dry_run is None:
         return Result(op_id, "planned", plan_, decision, None, logged)  # preview only
-    if decision.requires_confirmation and not request.confirm and not request.dry_run:
+    confirmed = request.confirm and manifests.digest_confirmed(plan_.preview, request)
+    if decision.requires_confirmation and not confirmed and not request.dry_run:
         return Result(op_id, "needs_confirmation", plan_, decision, None, logged)
 
     if card is not None and card.steps:
@@ -154,7 +172,7 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
                           dry_run=request.dry_run)
     if outcome.timed_out:
         status = "timeout"
-    elif outcome.exit_code == 0:
+    elif outcome.exit_code == 0 or manifests.is_diff_with_changes(plan_.argv, outcome.exit_code):
         status = "executed"
     else:
         status = "failed"
@@ -177,6 +195,8 @@ def _with_argv(plan_: Plan, argv: list[str]) -> Plan:
 def _planned_request(request: Request, plan_: Plan, corpus: Corpus) -> dict[str, Any]:
     """The request as logged: free text gains the intent, kind and names the planner settled on."""
     out = request.to_dict()
+    if request.argv is not None:
+        return {**out, **argv_facts(list(request.argv))}
     card = corpus.by_id.get(plan_.card_id)
     if card is not None:
         out.setdefault("intent", card.intent)

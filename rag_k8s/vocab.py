@@ -8,16 +8,16 @@ from typing import Literal
 Intent = Literal[
     "get", "describe", "logs", "events", "diagnose", "top", "can-i", "rollout-status",
     "rollout-history", "restart", "scale", "set-image", "rollback", "autoscale", "cordon",
-    "uncordon", "drain", "delete",
+    "uncordon", "drain", "delete", "apply", "create", "diff",
 ]
 INTENTS: tuple[str, ...] = (
     "get", "describe", "logs", "events", "diagnose", "top", "can-i", "rollout-status",
     "rollout-history", "restart", "scale", "set-image", "rollback", "autoscale", "cordon",
-    "uncordon", "drain", "delete",
+    "uncordon", "drain", "delete", "apply", "create", "diff",
 )
 READ_ONLY_INTENTS: frozenset[str] = frozenset(
     {"get", "describe", "logs", "events", "diagnose", "top", "can-i", "rollout-status",
-     "rollout-history"}
+     "rollout-history", "diff"}
 )
 MUTATING_INTENTS: frozenset[str] = frozenset(INTENTS) - READ_ONLY_INTENTS
 
@@ -29,7 +29,7 @@ _INTENT_RISK: dict[str, str] = {i: "none" for i in READ_ONLY_INTENTS}
 _INTENT_RISK.update(
     {"restart": "low", "scale": "medium", "set-image": "medium", "rollback": "medium",
      "autoscale": "medium", "cordon": "medium", "uncordon": "medium", "drain": "high",
-     "delete": "high"}
+     "delete": "high", "apply": "medium", "create": "medium"}
 )
 
 
