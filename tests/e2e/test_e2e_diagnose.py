@@ -415,3 +415,11 @@ def test_mcp_k8s_exec_returns_findings_as_structured_content(dx: Drills) -> None
     assert [f["reason"] for f in data["findings"]] == ["ImagePullBackOff",
                                                        "ProgressDeadlineExceeded"]
     assert data["findings"][0]["action"]["decision"]["requires_confirmation"] is True
+
+
+def test_argv_door_runs_only_the_argv_not_the_runbook(dx: Drills) -> None:
+    pod = dx.pod("billing")
+    result = k8s_exec({"argv": ["kubectl", "describe", f"pod/{pod}", "-n", "staging"]})
+    assert result["status"] == "executed"
+    assert "findings" not in result and "steps" not in result["execution"]
+    assert result["execution"]["stdout"].startswith(f"Name:         {pod}\n")
