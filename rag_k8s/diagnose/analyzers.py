@@ -527,13 +527,33 @@ def pod_runbook(g: Gathered) -> list[Finding]:
     if not isinstance(pod, dict):
         return []
     view = PodView(pod, "pod", events=tuple(g.events()), logs=g.text("logs"),
-                   previous=g.text("previous-logs"), top=g.steps.get("top"))
+                   previous=_prefixed(g.steps.get("previous-logs"), pod),
+                   top=g.steps.get("top"))
     found = _drop_explained(analyze_pod(view))
     owner = g.json("owner")
     if isinstance(owner, dict) and owner.get("kind") == "Deployment":
         found += _symptoms(deployment_state(owner, "owner"),
                           caused=any(f.severity == "error" for f in found))
     return found
+
+
+def _prefixed(step: StepOutput | None, pod: dict[str, Any]) -> str | None:
+    """A logs step's text with kubectl's `[pod/NAME/CONTAINER] ` prefix on every line: a step
+    run without `--prefix` read one container (`-c`, else the default or only one)."""
+    if step is None or not step.ok:
+        return None
+    if "--prefix" in step.command.split():
+        return step.stdout
+    words = step.command.split()
+    container = words[words.index("-c") + 1] if "-c" in words[:-1] else None
+    meta = pod.get("metadata") or {}
+    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    container = (container or (meta.get("annotations") or {}).get(
+        "kubectl.kubernetes.io/default-container") or (names[0] if len(names) == 1 else None))
+    if container is None:
+        return None
+    head = f"[pod/{meta.get('name')}/{container}] "
+    return "".join(head + line + "\n" for line in step.stdout.splitlines())
 
 
 def _symptoms(findings: list[Finding], caused: bool) -> list[Finding]:

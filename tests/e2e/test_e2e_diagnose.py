@@ -423,3 +423,15 @@ def test_argv_door_runs_only_the_argv_not_the_runbook(dx: Drills) -> None:
     assert result["status"] == "executed"
     assert "findings" not in result and "steps" not in result["execution"]
     assert result["execution"]["stdout"].startswith(f"Name:         {pod}\n")
+
+
+def test_crashloop_card_quotes_the_crashed_instance_log(dx: Drills) -> None:
+    pod = dx.pod("billing")
+    result = k8s_exec({"query": f"pod {pod} in staging keeps crashing, show the crash output"})
+    assert result["plan"]["card_id"] == "diagnose-pod-crashloop"
+    assert result["plan"]["argv"] == ["kubectl", "logs", f"pod/{pod}", "-n", "staging",
+                                      "--previous"]
+    top = _top(result)
+    assert top["reason"] == "CrashLoopBackOff"
+    assert top["evidence"][-1] == (f"previous-logs: [pod/{pod}/billing] FATAL config: "
+                                   "environment variable LEDGER_URL is not set")
