@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import yamlsafe
 from .errors import CardError, InvalidRequest
 from .vocab import (
     DNS1123_LABEL, DNS1123_SUBDOMAIN, INTENTS, RESOURCES, RISK_ORDER, RiskLevel, base_risk,
@@ -410,7 +411,7 @@ class Corpus:
 def load_card(path: Path) -> Card:
     """Load and validate one card file, checking every example renders to what it claims."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlsafe.load(path.read_text(encoding="utf-8"))  # refuses duplicate keys
     except yaml.YAMLError as e:
         raise CardError(str(path), "", f"not valid YAML: {e}") from None
     except OSError as e:

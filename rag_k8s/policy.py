@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import yamlsafe
 from .errors import ArgvError, PolicyError
 from .guardrails import GUARDRAILS, Finding, Subject
 from .kubectl_argv import ParsedArgv, parse_argv
@@ -203,7 +204,7 @@ def _read(path: Path, model: type[BaseModel]) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise PolicyError(f"{path}: cannot be read ({e}), so nothing may run") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.load(text)  # a duplicated key is an error, not a silent override
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

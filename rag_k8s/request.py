@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 
+from . import jsonsafe
 from .errors import InvalidRequest
 from .vocab import is_dns1123_label, is_dns1123_subdomain, normalize_resource
 
@@ -117,6 +118,7 @@ def _pattern_hint(error: jsonschema.ValidationError) -> str:
 
 def parse_request(payload: Any) -> Request:
     """Validate and normalise a request; raises `InvalidRequest` naming the first bad field."""
+    jsonsafe.check(payload)  # surrogates, non-string keys, NaN, deep nesting: before anything else
     if not isinstance(payload, dict):
         raise InvalidRequest("request", "must be a JSON object")
     errors = sorted(

@@ -119,7 +119,7 @@ def test_confirmation_prompt(recording_kubectl: Any, answer: str, code: int,
     assert "About to run: kubectl scale deployment/api --replicas=3 -n staging" in result.stderr
     assert "risk: medium" in result.stderr
     assert "Run it? [y/N]" in result.stderr
-    assert recording_kubectl.calls == calls
+    assert recording_kubectl.commands == calls
     if code == 4:
         assert "Not confirmed; nothing ran." in result.stderr
 
@@ -128,7 +128,7 @@ def test_yes_skips_the_prompt(recording_kubectl: Any) -> None:
     result = run("exec", *SCALE, "--yes", "--prompt")
     assert result.exit_code == 0
     assert "Run it?" not in result.stderr
-    assert recording_kubectl.calls == [SCALE_ARGV]
+    assert recording_kubectl.commands == [SCALE_ARGV]
 
 
 # ---------------------------------------------------------------- dry run, params, JSON input
@@ -341,7 +341,7 @@ def test_console_script_exit_codes(recording_kubectl: Any, args: list[str],
                           check=False)
     assert proc.returncode == code, proc.stderr
     assert proc.stderr.splitlines()[0] == stderr_line
-    assert recording_kubectl.calls == calls
+    assert recording_kubectl.commands == calls
 
 
 def test_declined_prompt_with_json_prints_only_the_result(recording_kubectl: Any) -> None:
