@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import execute
 from .config import Settings
 from . import jsonsafe
 from .errors import ConfigError, InvalidRequest, RagK8sError
@@ -837,6 +838,24 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     listener = start_listener(settings, preload=preload)
     try:
         app = create_app(settings, preload=preload, host=host)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        server = _shutdown_aware_server(uvicorn.Config(app, host=host, port=port,
+                                                       log_level="info"))
+        server.run()
     finally:
         listener.close()
+        execute.shutdown("the server is shutting down")  # waits for the in-flight audit lines
+
+
+def _shutdown_aware_server(config: Any) -> Any:
+    """A uvicorn server whose SIGINT/SIGTERM first stops the kubectl of calls in flight (they
+    answer `interrupted`, audited), so the graceful shutdown does not wait on them."""
+    import signal
+
+    import uvicorn
+
+    class ShutdownAwareServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            execute.begin_shutdown(f"the server is shutting down ({signal.Signals(sig).name})")
+            super().handle_exit(sig, frame)
+
+    return ShutdownAwareServer(config)

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import audit, execute, jsonsafe, manifests, policy, undo
 from .cards import Card, Corpus, cached_corpus
-from .config import Settings
+from .config import Settings, effective_timeout
 from .errors import (
     InvalidRequest, ModelNotFound, NoMatch, PlannerError, PolicyError, RagK8sError, RefusedAction,
     UndoRefused,
@@ -85,7 +85,8 @@ def _runbook(op_id: str, card: Card, plan_: Plan, decision: Decision, request: R
 
     outcome = run_runbook(card, plan_, request, settings=settings, rules=rules)
     first = outcome.execution
-    status = "timeout" if first.timed_out else "executed" if first.exit_code == 0 else "failed"
+    status = ("interrupted" if first.interrupted else "timeout" if first.timed_out
+              else "executed" if first.exit_code == 0 else "failed")
     findings = plan_actions(outcome.findings, plan_.slots.get("namespace"), settings=settings)
     return Result(op_id, status, plan_, decision, first, logged,
                   plan_steps=plan_steps(card, plan_.slots), step_runs=outcome.steps,
@@ -96,9 +97,13 @@ def _refused(reason: str) -> Decision:
     return Decision(allowed=False, requires_confirmation=False, reasons=[reason])
 
 
-def _invalid(op_id: str, e: InvalidRequest) -> Result:
+def _invalid(op_id: str, e: InvalidRequest, card_id: str | None = None) -> Result:
     # The reason may quote the value given; a pasted credential is not echoed back.
-    return Result(op_id, "invalid", None, _refused(redact(str(e))), None, invalid_field=e.field)
+    reason = redact(str(e))
+    if card_id and card_id not in reason:
+        # `plan` is null for `invalid`: the reason still says which card was chosen.
+        reason += f" (card {card_id})"
+    return Result(op_id, "invalid", None, _refused(reason), None, invalid_field=e.field)
 
 
 def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
@@ -112,6 +117,8 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         request = parse_request(payload)
     except InvalidRequest as e:
         return _invalid(op_id, e)
+    # The request's own timeout, else RAG_K8S_TIMEOUT, else config.yaml, else 15 (config.py).
+    request = replace(request, timeout=effective_timeout(request.timeout, settings))
 
     undoes: str | None = None
     try:
@@ -128,7 +135,7 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     except UndoRefused as e:
         return Result(op_id, "denied", None, _refused(str(e)), None, request.to_dict())
     except InvalidRequest as e:
-        return _invalid(op_id, e)
+        return _invalid(op_id, e, card_id=getattr(e, "card_id", None))
     except NoMatch as e:
         return Result(op_id, "no_match", None, _refused(str(e)), None)
     except RefusedAction as e:
@@ -198,11 +205,14 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         if is_mutating and not request.dry_run else None
     from .progress import phase  # the CLI's spinner, once kubectl has run a second
 
+    assert request.timeout is not None
     with phase(f"running {shlex.join(plan_.argv)[:60]}", delay=1.0):
         outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
                               dry_run=request.dry_run)
     progress["execution"] = outcome
-    if outcome.timed_out:
+    if outcome.interrupted:
+        status = "interrupted"  # rag-k8s was stopped while kubectl ran; the tree was killed
+    elif outcome.timed_out:
         status = "timeout"
     elif outcome.exit_code == 0 or manifests.is_diff_with_changes(plan_.argv, outcome.exit_code):
         status = "executed"
@@ -289,17 +299,20 @@ def execute_request(payload: Any, *, settings: Settings | None = None,
     """`k8s_exec`, returning the typed Result (for doors that need more than the dict)."""
     cfg = settings or Settings.resolve()
     progress: dict[str, Any] = {}
-    try:
-        result = _run_pipeline(payload, run=True, settings=cfg, expected_argv=expected_argv,
-                               progress=progress)
-    except BaseException as e:
-        # Whatever went wrong, and even if kubectl already ran, the operation leaves its line.
-        audit.write_operation(cfg.audit_log, result=_error_result(progress, e),
-                              request=_request_for_log(payload, None))
-        raise
-    audit.write_operation(cfg.audit_log, result=result.to_dict(),
-                          request=_request_for_log(payload, result),
-                          undo=result.undo, undoes=result.undoes)
+    with execute.operation():  # a shutdown waits until this call's audit line is written
+        try:
+            result = _run_pipeline(payload, run=True, settings=cfg, expected_argv=expected_argv,
+                                   progress=progress)
+        except BaseException as e:
+            # Whatever went wrong, and even if kubectl already ran, the operation leaves its line.
+            with execute.shielded(reraise=True):
+                audit.write_operation(cfg.audit_log, result=_error_result(progress, e),
+                                      request=_request_for_log(payload, None))
+            raise
+        with execute.shielded(reraise=True):  # Ctrl-C now would lose the line of what ran
+            audit.write_operation(cfg.audit_log, result=result.to_dict(),
+                                  request=_request_for_log(payload, result),
+                                  undo=result.undo, undoes=result.undoes)
     return result
 
 
