@@ -358,6 +358,17 @@ def _top_memory(top: StepOutput | None, pod: str, container: str) -> str | None:
     return None
 
 
+_QUANTITY = re.compile(r"^([1-9][0-9]{0,5})(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+
+
+def _double_quantity(q: str) -> str | None:
+    """Twice a whole-number memory quantity (64Mi -> 128Mi); None for anything else."""
+    m = _QUANTITY.match(q)
+    if m is None or int(m.group(1)) * 2 > 999999:
+        return None
+    return f"{int(m.group(1)) * 2}{m.group(2) or ''}"
+
+
 @pod_analyzer
 def oom_killed(v: PodView) -> list[Finding]:
     out = []
@@ -391,9 +402,16 @@ def oom_killed(v: PodView) -> list[Finding]:
                    f"(exit code {term.get('exitCode')}, {cs.get('restartCount', 0)} restarts): "
                    + (f"its memory limit is {limit}" if limit else "it has no memory limit, "
                       "so the node ran out") + f"; {usage}")
-        out.append(Finding("error", "OOMKilled", summary, evidence, v.ref,
-                           _workload_suggestion(v.pod, "set-resources", "raise the memory "
-                                                "limit above the peak use"), priority=15))
+        suggest = None
+        doubled = _double_quantity(str(limit)) if limit is not None else None
+        base = _workload_suggestion(v.pod, "set-resources", "")
+        if base is not None and doubled is not None:
+            suggest = replace(base, params=(("limits", f"memory={doubled}"),
+                                            ("container", str(cs.get("name")))),
+                              why=f"raise the memory limit ({limit} now; twice that shown, "
+                                  "set it above the measured peak)")
+        out.append(Finding("error", "OOMKilled", summary, evidence, v.ref, suggest,
+                           priority=15))
     return out
 
 

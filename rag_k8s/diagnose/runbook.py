@@ -198,16 +198,18 @@ def plan_actions(findings: list[Finding], namespace: str | None, *,
 
     cfg = settings.with_(planner="template")  # the suggestion is a structured request
     out = []
-    cache: dict[tuple[str, str, str], dict[str, Any] | None] = {}
+    cache: dict[tuple[str, str, str, str], dict[str, Any] | None] = {}
     for f in findings:
         s = f.suggest
         if s is None:
             out.append(f)
             continue
-        key = (s.intent, s.resource, s.name)
+        key = (s.intent, s.resource, s.name, repr(s.params))
         if key not in cache:
             payload: dict[str, Any] = {"intent": s.intent, "resource": s.resource,
                                        "name": s.name}
+            if s.params:
+                payload["params"] = dict(s.params)
             if namespace and s.resource != "node":
                 payload["namespace"] = namespace
             try:

@@ -164,7 +164,11 @@ def test_oom_killed_shows_the_limit_and_why_usage_is_unknown(dx: Drills) -> None
         "pod: spec.containers[0].resources.limits.memory = 64Mi",
         "top: error: Metrics API not available",
     ]
-    assert top["action"] is None  # no set-resources card in the corpus: nothing to suggest
+    # The suggestion's values come from the pod spec (twice its limit), never from log text.
+    assert (top["action"]["command"], top["action"]["status"]) == (
+        "kubectl set resources deployment/cache -n staging --limits=memory=128Mi -c redis",
+        "planned")
+    assert top["action"]["decision"]["requires_confirmation"] is True
 
 
 def test_failing_readiness_probe_names_probe_path_and_port(dx: Drills) -> None:
