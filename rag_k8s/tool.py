@@ -184,6 +184,8 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
             f"({shlex.join(expected_argv)}); nothing ran: review the new command and confirm it"
         ), None, logged)
     card = corpus.by_id.get(plan_.card_id) if plan_.card_id else None
+    if plan_.planner == "argv":
+        card = None  # the argv door runs exactly the argv sent, never the card's other steps
     if not run:
         if card is not None and card.steps:
             from .diagnose import plan_steps
