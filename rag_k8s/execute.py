@@ -180,9 +180,18 @@ def run(
     live = _Live(proc, run_id)
     with _LIVE_LOCK:
         _LIVE[proc.pid] = live
+    if _STOPPING.is_set():  # the shutdown began while kubectl was starting
+        live.stop_reason = _STOPPING_REASON[0]
     try:
         return _supervise(live, started=started, timeout=timeout, settings=settings,
                           dry_run=dry_run)
+    except BaseException:
+        # Interrupted before the supervisor could take over (or it failed): kill, then re-raise.
+        if proc.returncode is None:  # not reaped: its pid still names only its group
+            with shielded():
+                _kill_tree(live)
+                proc.wait()
+        raise
     finally:
         with _LIVE_LOCK:
             _LIVE.pop(proc.pid, None)
