@@ -517,7 +517,10 @@ def retrieve_command(
         if as_json:
             print(json.dumps([h.to_dict() for h in hits]))
             return
-        table = Table("card", "score", "snippet", title=f"cards for {query!r}")
+        table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))  # like `kubectl get`
+        table.add_column("CARD", no_wrap=True)
+        table.add_column("SCORE", no_wrap=True)
+        table.add_column("SNIPPET", overflow="fold")
         for h in hits:
             table.add_row(h.card_id, f"{h.score:.3f}", escape(h.snippet.splitlines()[0]
                                                                if h.snippet else ""))
