@@ -20,7 +20,7 @@ from typer.core import TyperArgument, TyperOption
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, wording
+from . import __version__, jsonsafe, wording
 from .config import Settings
 from .errors import STATUS_EXIT, ExitStatus, InvalidRequest, RagK8sError
 from .vocab import INTENTS
@@ -162,10 +162,10 @@ def build_payload(
     payload: dict[str, Any] = {}
     if json_input is not None:
         text = sys.stdin.read() if json_input == "-" else _read_text(json_input)
-        try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InvalidRequest("request", f"--json-input is not valid JSON: {e}") from None
+        try:  # strict: no NaN literals, at most 32 deep (values are checked by parse_request)
+            loaded = jsonsafe.parse(text, field="request")
+        except InvalidRequest as e:
+            raise InvalidRequest("request", f"--json-input {e.problem}") from None
         if not isinstance(loaded, dict):
             raise InvalidRequest("request", "--json-input must hold one JSON object")
         payload = loaded
@@ -173,8 +173,11 @@ def build_payload(
                        ("name", name), ("query", query)):
         if value is not None:
             payload[key] = value
-    if params:
+    # A non-object `params`/`constraints` in the JSON is left as is, for validation to name it.
+    if params and isinstance(payload.get("params") or {}, dict):
         payload["params"] = {**(payload.get("params") or {}), **parse_params(params)}
+    if not isinstance(payload.get("constraints") or {}, dict):
+        return payload
     constraints: dict[str, Any] = dict(payload.get("constraints") or {})
     if confirm:
         constraints["confirm"] = True
@@ -419,7 +422,7 @@ def exec_command(
 ) -> None:
     """Plan, check and run one kubectl command."""
     with _errors_to_exit():
-        from . import tool  # inside: Ctrl-C during the heavy import still exits 130
+        from . import daemon as tool  # the warm server's socket first, else in-process
 
         argv = _door_argv(ctx, text)
         payload = _with_argv(build_payload(
@@ -482,7 +485,7 @@ def plan_command(
 ) -> None:
     """Show what would run and the policy decision; run nothing."""
     with _errors_to_exit():
-        from . import tool
+        from . import daemon as tool  # the warm server's socket first, else in-process
 
         argv = _door_argv(ctx, text)
         payload = _with_argv(build_payload(
@@ -491,6 +494,50 @@ def plan_command(
             dry_run=dry_run, timeout=timeout, json_input=json_input), argv)
         result = tool.plan(payload)
         _emit(result, as_json, confirmed=confirm, payload=payload)
+        _exit_for(result)
+
+
+@app.command("undo")
+def undo_command(
+    operation_id: Annotated[str, typer.Argument(
+        help="The operation to undo (from `rag-k8s audit tail`; a unique prefix will do).")],
+    confirm: Annotated[bool, typer.Option("--confirm", "--yes", "-y",
+                                          help="Confirm the undo (it is medium risk).")] = False,
+    dry_run: DryRunOpt = False,
+    timeout: TimeoutOpt = None,
+    as_json: JsonOpt = False,
+    prompt: Annotated[Optional[bool], typer.Option(
+        "--prompt/--no-prompt",
+        help="Ask before undoing (default: only in an interactive terminal).")] = None,
+    preview_digest: Annotated[Optional[str], typer.Option(
+        "--preview-digest",
+        help="Confirm re-creating a deleted object: the digest its preview showed.")] = None,
+) -> None:
+    """Undo an earlier operation: re-check the object, then run the recorded inverse."""
+    with _errors_to_exit():
+        from . import tool
+
+        constraints: dict[str, Any] = {"confirm": confirm, "dryRun": dry_run}
+        if timeout is not None:
+            constraints["timeout"] = timeout
+        if preview_digest is not None:
+            constraints["previewDigest"] = preview_digest
+        payload = {"intent": "undo", "params": {"operation_id": operation_id},
+                   "constraints": constraints}
+        result = tool.k8s_exec(payload)
+        if result["status"] == "needs_confirmation" and _interactive(prompt):
+            plan_ = result["plan"]
+            err.print(f"About to undo with: [bold]{escape(plan_['command'])}[/bold]")
+            _show_preview(plan_.get("preview"))
+            if not _ask_yes_no("Run it?"):
+                err.print("Not confirmed; nothing ran.")
+                _emit(result, as_json)
+                raise typer.Exit(int(ExitStatus.NEEDS_CONFIRMATION))
+            constraints["confirm"] = True
+            if (plan_.get("preview") or {}).get("digest"):
+                constraints["previewDigest"] = plan_["preview"]["digest"]
+            result = tool.k8s_exec(payload, expected_argv=plan_["argv"])
+        _emit(result, as_json)
         _exit_for(result)
 
 
@@ -509,7 +556,7 @@ def retrieve_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
 ) -> None:
     """Show the command cards nearest a query, with their scores."""
-    from .retrieve import retrieve
+    from .daemon import retrieve  # the warm server's socket first, else in-process
 
     with _errors_to_exit():
         query = _query(query, text) or ""
@@ -566,6 +613,17 @@ def serve_command(
 
     with _errors_to_exit():
         serve(_settings(), host=host, port=port, preload=preload)
+
+
+@app.command("daemon")
+def daemon_command(
+    preload: Annotated[bool, typer.Option("--preload/--no-preload", help="Load the embedder and the model at start-up.")] = True,
+) -> None:
+    """Keep the embedder and the model warm for the CLI, on $RAG_K8S_HOME/rag-k8s.sock only."""
+    from .daemon import run_daemon
+
+    with _errors_to_exit():
+        run_daemon(_settings(), preload=preload)
 
 
 @app.command("mcp")

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import yamlsafe
 from .errors import ConfigError
 
 PlannerChoice = Literal["auto", "template", "mlx"]
@@ -157,15 +158,19 @@ def effective_timeout(request_timeout: int | None, settings: Settings) -> int:
 def _read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
+    text = ""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+        data = yamlsafe.load(text) or {}  # refuses duplicate keys
         return ConfigFile.model_validate(data).model_dump(exclude_none=True)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{path}: {key}: {err['msg']}") from None
+        line = yamlsafe.line_of(text, tuple(err["loc"]))
+        where = f"line {line}: " if line else ""
+        raise ConfigError(f"{path}: {where}{key or '(top level)'}: {err['msg']}") from None
 
 
 def settings() -> Settings:

@@ -58,12 +58,24 @@ class RecordingKubectl:
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
+    @property
+    def commands(self) -> list[list[str]]:
+        """`calls` without undo's capture reads (`get KIND/NAME [-n NS] -o json
+        --ignore-not-found`, rag_k8s.undo), which come before and after every changing command."""
+        return [c for c in self.calls if not _is_capture_read(c)]
+
     def respond(self, stdout: str = "", stderr: str = "", exit_code: int = 0,
                 sleep: float = 0) -> None:
         self.monkeypatch.setenv("RECORDING_KUBECTL_STDOUT", stdout)
         self.monkeypatch.setenv("RECORDING_KUBECTL_STDERR", stderr)
         self.monkeypatch.setenv("RECORDING_KUBECTL_EXIT", str(exit_code))
         self.monkeypatch.setenv("RECORDING_KUBECTL_SLEEP", str(sleep))
+
+
+def _is_capture_read(argv: list[str]) -> bool:
+    return (len(argv) in (5, 7) and argv[0] == "get" and "/" in argv[1]
+            and argv[-3:] == ["-o", "json", "--ignore-not-found"]
+            and (len(argv) == 5 or argv[2] == "-n"))
 
 
 @pytest.fixture

@@ -126,7 +126,7 @@ def test_confirmation_prompt(recording_kubectl: Any, answer: str, code: int,
     ]
     assert lines[3].startswith("Run it? [y/N]: ")
     assert "constraints.confirm" not in result.stderr
-    assert recording_kubectl.calls == calls
+    assert recording_kubectl.commands == calls
     if code == 4:
         assert lines[3:] == [
             "Run it? [y/N]: status: aborted: you declined at the prompt, so nothing ran",
@@ -142,7 +142,7 @@ def test_yes_skips_the_prompt(recording_kubectl: Any) -> None:
     result = run("exec", *SCALE, "--yes", "--prompt")
     assert result.exit_code == 0
     assert "Run it?" not in result.stderr
-    assert recording_kubectl.calls == [SCALE_ARGV]
+    assert recording_kubectl.commands == [SCALE_ARGV]
     lines = result.stderr.splitlines()
     assert "decision: allowed (confirmed)" in lines
     assert "  - scale is medium risk: confirmed (--yes)" in lines
@@ -193,7 +193,7 @@ def test_namespace_typo_gets_did_you_mean_and_where_allowed(recording_kubectl: A
     hints = [line for line in result.stderr.splitlines() if line.startswith("hint:")]
     assert hints == ["hint: did you mean -n staging?",
                      "hint: scale on deployment is allowed in staging and dev"]
-    assert recording_kubectl.calls == []
+    assert recording_kubectl.commands == []
 
 
 def test_denial_names_where_the_action_is_allowed() -> None:
@@ -266,7 +266,7 @@ def test_bare_query_through_the_console_script(recording_kubectl: Any) -> None:
     body = json.loads(proc.stdout)
     assert (body["status"], body["plan"]["command"]) == (
         "planned", "kubectl rollout restart deployment/api -n prod")
-    assert recording_kubectl.calls == []
+    assert recording_kubectl.commands == []
     typo = subprocess.run([str(BIN / "rag-k8s"), "exce"], capture_output=True, text=True,
                           timeout=120, env=_subprocess_env(), check=False)
     assert typo.returncode == 2
@@ -593,7 +593,7 @@ def test_console_script_exit_codes(recording_kubectl: Any, args: list[str],
                           check=False)
     assert proc.returncode == code, proc.stderr
     assert proc.stderr.splitlines()[0] == stderr_line
-    assert recording_kubectl.calls == calls
+    assert recording_kubectl.commands == calls
 
 
 def test_declined_prompt_with_json_prints_only_the_result(recording_kubectl: Any) -> None:

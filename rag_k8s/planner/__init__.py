@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..request import Request
 
-PlannerName = Literal["template", "mlx", "argv"]
+PlannerName = Literal["template", "mlx", "argv", "undo"]
 
 
 @dataclass(frozen=True)
