@@ -303,6 +303,7 @@ class _Live:
     def __init__(self, proc: subprocess.Popen[bytes], run_id: str) -> None:
         self.proc = proc
         self.run_id = run_id
+        self.thread = threading.get_ident()  # the caller's thread, for interrupt_thread
         self.wake = threading.Event()
         self.exited = threading.Event()
         self.stop_reason: str | None = None
@@ -330,6 +331,17 @@ def interrupt_all(reason: str = "rag-k8s is shutting down") -> int:
     """Stop every kubectl now running (their calls return `interrupted`); the count stopped."""
     with _LIVE_LOCK:
         lives = list(_LIVE.values())
+    for live in lives:
+        live.stop_reason = live.stop_reason or reason
+        live.wake.set()
+    return len(lives)
+
+
+def interrupt_thread(thread_id: int, reason: str) -> int:
+    """Stop the kubectl that the thread `thread_id` is running (one caller of a shared server
+    went away); the count stopped."""
+    with _LIVE_LOCK:
+        lives = [live for live in _LIVE.values() if live.thread == thread_id]
     for live in lives:
         live.stop_reason = live.stop_reason or reason
         live.wake.set()
