@@ -155,6 +155,7 @@ def build_entry(result: dict[str, Any], request: dict[str, Any] | str | None,
             output_sha256=hashlib.sha256(output).hexdigest(),
             output_bytes=len(output),
         )
+    _runbook_fields(entry, result)
     if extra:
         entry.update(redact_data(jsonsafe.sanitize(extra)))
     return jsonsafe.sanitize(entry, max_depth=jsonsafe.MAX_DEPTH + 8)  # whatever the result held
@@ -183,8 +184,26 @@ def _fallback_entry(result: Any, error: BaseException) -> dict[str, Any]:
     }
 
 
+def _runbook_fields(entry: dict[str, Any], result: dict[str, Any]) -> None:
+    """A runbook is one operation, so one line: it lists every step and the findings' reasons."""
+    steps = (result.get("execution") or {}).get("steps")
+    if steps:
+        entry["steps"] = [{
+            "id": str(s.get("id")),
+            "argv": _scrub_argv([str(a) for a in s.get("argv") or []]) or None,
+            "exit_code": s.get("exit_code"), "duration": s.get("duration"),
+            "timed_out": s.get("timed_out"), "truncated": s.get("truncated"),
+            "skipped": s.get("skipped"), "output_sha256": s.get("output_sha256"),
+        } for s in steps]
+    findings = result.get("findings")
+    if findings is not None:
+        entry["findings"] = [f"{f.get('severity')} {f.get('reason')} {f.get('object')}"
+                             for f in findings]
+
+
 def write_operation(
-    path: Path, *, result: dict[str, Any], request: Any, extra: dict[str, Any] | None = None
+    path: Path, *, result: dict[str, Any], request: Any, extra: dict[str, Any] | None = None,
+    undo: dict[str, Any] | None = None, undoes: str | None = None,
 ) -> dict[str, Any]:
     """Append one hash-chained line for an operation (CONTRACT §2 `result`) and return it.
 
@@ -193,16 +212,33 @@ def write_operation(
         result: the result dict of the operation, refusals and invalid requests included.
         request: the normalised request dict, or the raw payload, whatever it holds (made
             JSON-safe, redacted and cut to 2,000 characters of JSON).
-        extra: further fields for the line (e.g. `undo`).
+        extra: further fields for the line.
+        undo: for a changing command that ran, its inverse `{argv, captured_at, before_digest,
+            after_digest}` or `{none: reason}` (rag_k8s.undo); inside the hash chain.
+        undoes: for an undo, the operation_id it undoes.
 
     No payload makes this raise; only an unwritable log file does (OSError).
     """
     try:
         entry = build_entry(result, request, extra)
+        if undo is not None:
+            entry["undo"] = _undo_field(undo)
+        if undoes is not None:
+            entry["undoes"] = str(undoes)
         canonical_json(entry)  # strict: a value that slipped through is caught here, not later
     except Exception as e:  # noqa: BLE001 - the line is written whatever the payload held
         entry = _fallback_entry(result, e)
     return append_entry(path, entry)
+
+
+def _undo_field(undo: dict[str, Any]) -> dict[str, Any]:
+    """The `undo` field: JSON types only, the argv scrubbed like the command's own."""
+    if "none" in undo:
+        return {"none": redact(str(undo["none"]))}
+    return {"argv": _scrub_argv([str(a) for a in undo.get("argv") or []]),
+            "captured_at": str(undo.get("captured_at")),
+            "before_digest": str(undo.get("before_digest")),
+            "after_digest": str(undo.get("after_digest"))}
 
 
 def append_entry(path: Path, entry: dict[str, Any]) -> dict[str, Any]:
@@ -371,6 +407,14 @@ def tail(path: Path, n: int = 20) -> list[dict[str, Any]]:
     return list(deque(iter_entries(path), maxlen=n))
 
 
+def undo_mark(entry: dict[str, Any]) -> str:
+    """`yes` when `rag-k8s undo` can take the operation back, `no` when it recorded why not."""
+    record = entry.get("undo")
+    if not isinstance(record, dict):
+        return ""
+    return "yes" if record.get("argv") else "no"
+
+
 def render_tail_table(entries: list[dict[str, Any]]) -> Table:
     """A Rich table of audit entries (for `rag-k8s audit tail`); cell text is never markup."""
     from rich.markup import escape
@@ -378,7 +422,8 @@ def render_tail_table(entries: list[dict[str, Any]]) -> Table:
 
     styles = {"INFO": "green", "WARNING": "yellow", "ERROR": "red"}
     table = Table(title="rag-k8s audit log (times in UTC)")
-    for column in ("time", "status", "intent", "namespace", "exit", "duration", "operation"):
+    for column in ("time", "status", "intent", "namespace", "exit", "duration", "operation",
+                   "undo"):
         table.add_column(column, no_wrap=True)
     # Only the command folds, so narrow terminals keep the short columns readable.
     table.add_column("command", overflow="fold", ratio=1)
@@ -397,5 +442,5 @@ def render_tail_table(entries: list[dict[str, Any]]) -> Table:
         ]
         time_, intent, namespace, command, exit_code, took, op = (escape(c) for c in cells)
         status = f"[{style}]{escape(str(e.get('status', '')))}[/]"
-        table.add_row(time_, status, intent, namespace, exit_code, took, op, command)
+        table.add_row(time_, status, intent, namespace, exit_code, took, op, undo_mark(e), command)
     return table

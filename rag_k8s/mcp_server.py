@@ -42,11 +42,24 @@ EXEC_DESCRIPTION = (
     "ask before confirming. constraints.dryRun previews without changing the cluster. Returns the "
     "rag-k8s result with the kubectl output in execution."
 )
+KUBECTL_DESCRIPTION = (
+    "Run one exact kubectl command, given as an argv list starting with \"kubectl\" (the argv "
+    "door). It is judged exactly like a planned command: org policy, guardrails, confirmation by "
+    "risk (constraints.confirm), dry-run (constraints.dryRun) and audit. Refused: credential or "
+    "context flags, namespaces and verbs outside the policy, secret contents."
+)
 RETRIEVE_DESCRIPTION = "List the curated command cards nearest a query, with scores and snippets."
 
 
 def _mcp_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
+
+
+def kubectl_schema() -> dict[str, Any]:
+    """The `kubectl` tool's input: the request schema's `argv` and `constraints` only."""
+    props = request_schema()["properties"]
+    return {"type": "object", "additionalProperties": False, "required": ["argv"],
+            "properties": {"argv": props["argv"], "constraints": props["constraints"]}}
 
 
 def build_server(settings: Settings | None = None) -> Any:
@@ -76,6 +89,12 @@ def build_server(settings: Settings | None = None) -> Any:
     def exec_tool(arguments: dict[str, Any]) -> dict[str, Any]:
         from . import tool
 
+        return tool.k8s_exec(arguments, settings=settings)
+
+    def kubectl_tool(arguments: dict[str, Any]) -> dict[str, Any]:
+        from . import tool
+
+        # The arguments reach parse_request as sent: an extra field is `invalid`, naming it.
         return tool.k8s_exec(arguments, settings=settings)
 
     def retrieve_tool(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +139,10 @@ def build_server(settings: Settings | None = None) -> Any:
         make(exec_tool, "k8s_exec", "Run a kubectl command", EXEC_DESCRIPTION, request,
              ToolAnnotations(title="Run a kubectl command", read_only_hint=False,
                              destructive_hint=True, idempotent_hint=False, open_world_hint=True)),
+        make(kubectl_tool, "kubectl", "Run an exact kubectl argv", KUBECTL_DESCRIPTION,
+             kubectl_schema(),
+             ToolAnnotations(title="Run an exact kubectl argv", read_only_hint=False,
+                             destructive_hint=True, idempotent_hint=False, open_world_hint=True)),
         make(retrieve_tool, "retrieve", "Find command cards", RETRIEVE_DESCRIPTION,
              RETRIEVE_SCHEMA,
              ToolAnnotations(title="Find command cards", read_only_hint=True,
@@ -144,7 +167,56 @@ def run(settings: Settings | None = None, *, http: bool = False, port: int = 800
     # stdout belongs to the protocol: every diagnostic goes to stderr.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, force=True)
     server = build_server(settings)
-    if http:
-        server.run("streamable-http", host="127.0.0.1", port=port)
-    else:
-        server.run("stdio")
+    from . import execute
+
+    _stop_kubectl_on_signals()
+    try:
+        if http:
+            server.run("streamable-http", host="127.0.0.1", port=port)
+        else:
+            _stop_kubectl_when_stdin_closes()
+            server.run("stdio")
+    finally:
+        execute.shutdown("the MCP server is shutting down")  # waits for in-flight audit lines
+
+
+def _stop_kubectl_on_signals() -> None:
+    """SIGINT/SIGTERM/SIGHUP first stop the kubectl of calls in flight (they answer
+    `interrupted`, audited): the event loop would otherwise wait for their threads."""
+    import signal
+
+    from . import execute
+
+    def stop(signum: int, frame: Any) -> None:
+        execute.begin_shutdown(f"the MCP server is shutting down ({signal.Signals(signum).name})")
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+
+def _stop_kubectl_when_stdin_closes() -> None:
+    """Put a pipe in front of stdin, so that the client closing it stops the kubectl of calls in
+    flight before the transport sees the end (which would wait for them to finish)."""
+    import os
+    import threading
+
+    from . import execute
+
+    real_stdin = os.dup(0)
+    read_end, write_end = os.pipe()
+    os.dup2(read_end, 0)
+    os.close(read_end)
+
+    def pump() -> None:
+        try:
+            while chunk := os.read(real_stdin, 65536):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(write_end, view):]
+        except OSError:
+            pass
+        execute.begin_shutdown("the MCP client closed stdin")
+        os.close(write_end)
+
+    threading.Thread(target=pump, name="rag-k8s-stdin", daemon=True).start()

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import execute
 from .config import Settings
 from . import jsonsafe
 from .errors import ConfigError, InvalidRequest, RagK8sError
@@ -139,9 +140,10 @@ class ServerState:
 
     def preload(self) -> None:
         """Load the embedder and, when one is available locally, the MLX model."""
-        from .index import embedder
+        from .index import ensure_index, query_embedder
 
-        embedder()
+        ensure_index(self.settings)
+        query_embedder(self.settings)  # the ONNX query embedder (daemon.py); no torch
         self.embedder_loaded = True
         from .planner import mlx as mlx_planner
 
@@ -559,6 +561,13 @@ def create_app(settings: Settings | None = None, *, preload: bool = False,
         text = message if isinstance(message, str) and message.strip() else body.prompt
         if not text.strip():
             raise InvalidRequest("prompt", "is empty and options.message is missing")
+        from .diagnose.k8sgpt import explain_from_cluster
+
+        # The cluster's own answer when the error names a pod or workload; else the cards'.
+        diagnosed = explain_from_cluster(text, state.settings)
+        if diagnosed is not None:
+            return CompletionOut(model="rag-k8s/analyzers", created_at=rfc3339_now(),
+                                 response=diagnosed)
         answer, model_name = explain(text, state)
         state.embedder_loaded = True
         return CompletionOut(model=model_name, created_at=rfc3339_now(), response=answer)
@@ -821,5 +830,30 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     import uvicorn
 
     check_bind(host, settings.api_token)
-    app = create_app(settings, preload=preload, host=host)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    from .daemon import start_listener  # the CLI's warm path (daemon.py), beside HTTP
+
+    # First: its model thread loads the model, which the HTTP preload then finds loaded.
+    listener = start_listener(settings, preload=preload)
+    try:
+        app = create_app(settings, preload=preload, host=host)
+        server = _shutdown_aware_server(uvicorn.Config(app, host=host, port=port,
+                                                       log_level="info"))
+        server.run()
+    finally:
+        listener.close()
+        execute.shutdown("the server is shutting down")  # waits for the in-flight audit lines
+
+
+def _shutdown_aware_server(config: Any) -> Any:
+    """A uvicorn server whose SIGINT/SIGTERM first stops the kubectl of calls in flight (they
+    answer `interrupted`, audited), so the graceful shutdown does not wait on them."""
+    import signal
+
+    import uvicorn
+
+    class ShutdownAwareServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            execute.begin_shutdown(f"the server is shutting down ({signal.Signals(sig).name})")
+            super().handle_exit(sig, frame)
+
+    return ShutdownAwareServer(config)

@@ -12,17 +12,20 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import audit, execute, jsonsafe, policy
-from .cards import Corpus, cached_corpus
-from .config import Settings
+from . import audit, execute, jsonsafe, manifests, policy, undo
+from .cards import Card, Corpus, cached_corpus
+from .config import Settings, effective_timeout
 from .errors import (
     InvalidRequest, ModelNotFound, NoMatch, PlannerError, PolicyError, RagK8sError, RefusedAction,
+    UndoRefused,
 )
+from .argv_door import argv_facts, argv_plan
 from .kubectl_argv import with_server_dry_run
 from .redact import redact
 from .planner import Plan, make_plan
 from .policy import Decision
 from .request import Request, parse_request
+from .vocab import max_risk
 from .execute import ExecResult
 
 log = logging.getLogger(__name__)
@@ -39,24 +42,68 @@ class Result:
     logged_request: dict[str, Any] | None = field(default=None, compare=False)
     # For `invalid`: the request field at fault, so the HTTP door can name it in its 400.
     invalid_field: str | None = field(default=None, compare=False)
+    # A runbook card: its steps as planned, as run, and the analyzers' findings (worst first).
+    plan_steps: list[dict[str, Any]] | None = field(default=None, compare=False)
+    step_runs: list[dict[str, Any]] | None = field(default=None, compare=False)
+    findings: list[dict[str, Any]] | None = field(default=None, compare=False)
+    # The audit line's `undo`: the inverse of what ran, or why there is none (rag_k8s.undo).
+    undo: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def undoes(self) -> str | None:
+        """For an undo, the operation it undoes (the audit line's `undoes`)."""
+        if self.plan is None or self.plan.planner != "undo":
+            return None
+        return str(self.plan.slots.get("operation_id"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "operation_id": self.operation_id,
             "status": self.status,
             "plan": self.plan.to_dict() if self.plan else None,
             "decision": self.decision.to_dict(),
             "execution": self.execution.to_dict() if self.execution else None,
         }
+        _add_runbook(out, self)
+        return out
+
+
+def _add_runbook(out: dict[str, Any], result: Result) -> None:
+    """The runbook parts of a result: plan.steps, execution.steps and findings (CONTRACT §2)."""
+    if result.plan_steps is not None and out["plan"] is not None:
+        out["plan"]["steps"] = [dict(s) for s in result.plan_steps]
+    if result.step_runs is not None and out["execution"] is not None:
+        out["execution"]["steps"] = [dict(s) for s in result.step_runs]
+    if result.findings is not None:
+        out["findings"] = [dict(f) for f in result.findings]
+
+
+def _runbook(op_id: str, card: Card, plan_: Plan, decision: Decision, request: Request,
+             logged: dict[str, Any], settings: Settings, rules: policy.Policy) -> Result:
+    """Run a runbook card's steps and analyze them; the first step's exit decides the status."""
+    from .diagnose import plan_actions, plan_steps, run_runbook
+
+    outcome = run_runbook(card, plan_, request, settings=settings, rules=rules)
+    first = outcome.execution
+    status = ("interrupted" if first.interrupted else "timeout" if first.timed_out
+              else "executed" if first.exit_code == 0 else "failed")
+    findings = plan_actions(outcome.findings, plan_.slots.get("namespace"), settings=settings)
+    return Result(op_id, status, plan_, decision, first, logged,
+                  plan_steps=plan_steps(card, plan_.slots), step_runs=outcome.steps,
+                  findings=[f.to_dict() for f in findings])
 
 
 def _refused(reason: str) -> Decision:
     return Decision(allowed=False, requires_confirmation=False, reasons=[reason])
 
 
-def _invalid(op_id: str, e: InvalidRequest) -> Result:
+def _invalid(op_id: str, e: InvalidRequest, card_id: str | None = None) -> Result:
     # The reason may quote the value given; a pasted credential is not echoed back.
-    return Result(op_id, "invalid", None, _refused(redact(str(e))), None, invalid_field=e.field)
+    reason = redact(str(e))
+    if card_id and card_id not in reason:
+        # `plan` is null for `invalid`: the reason still says which card was chosen.
+        reason += f" (card {card_id})"
+    return Result(op_id, "invalid", None, _refused(reason), None, invalid_field=e.field)
 
 
 def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
@@ -70,12 +117,25 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         request = parse_request(payload)
     except InvalidRequest as e:
         return _invalid(op_id, e)
+    # The request's own timeout, else RAG_K8S_TIMEOUT, else config.yaml, else 15 (config.py).
+    request = replace(request, timeout=effective_timeout(request.timeout, settings))
 
+    undoes: str | None = None
     try:
         corpus: Corpus = cached_corpus(settings.cards_dir)
-        plan_ = make_plan(request, settings=settings, corpus=corpus)
+        if request.intent == "undo":
+            plan_, undoes = _plan_undo(request, settings, check_drift=run)
+        elif request.argv is not None:
+            # The argv door: the command as sent, judged below exactly like a planned one.
+            plan_ = argv_plan(list(request.argv), corpus)
+        elif request.files:
+            plan_ = manifests.files_plan(request, corpus)
+        else:
+            plan_ = make_plan(request, settings=settings, corpus=corpus)
+    except UndoRefused as e:
+        return Result(op_id, "denied", None, _refused(str(e)), None, request.to_dict())
     except InvalidRequest as e:
-        return _invalid(op_id, e)
+        return _invalid(op_id, e, card_id=getattr(e, "card_id", None))
     except NoMatch as e:
         return Result(op_id, "no_match", None, _refused(str(e)), None)
     except RefusedAction as e:
@@ -100,7 +160,18 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         rules = policy.load_policy(settings.org_dir)
     except PolicyError as e:
         return Result(op_id, "denied", plan_, _refused(str(e)), None, logged)
-    decision = policy.validate(plan_.argv, card=corpus.by_id.get(plan_.card_id), policy=rules)
+    if manifests.is_manifest_argv(plan_.argv):
+        # The objects inside the files are judged, and a change is previewed (kubectl diff).
+        stage = manifests.evaluate(plan_.argv, policy=rules, settings=settings, request=request,
+                                   run=run)
+        decision = stage.decision
+        plan_ = replace(plan_, risk_level=max_risk(plan_.risk_level, decision.risk_level),
+                        preview=stage.preview.to_dict() if stage.preview else None)
+    else:
+        decision = policy.validate(plan_.argv, card=corpus.by_id.get(plan_.card_id),
+                                   policy=rules)
+    if undoes is not None:
+        plan_, decision = _undo_risk(plan_, decision)
 
     if not decision.allowed:
         return Result(op_id, "denied", plan_, decision, None, logged)
@@ -110,24 +181,77 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
             "the command planned now differs from the one that was confirmed "
             f"({shlex.join(expected_argv)}); nothing ran: review the new command and confirm it"
         ), None, logged)
+    card = corpus.by_id.get(plan_.card_id) if plan_.card_id else None
     if not run:
+        if card is not None and card.steps:
+            from .diagnose import plan_steps
+
+            return Result(op_id, "planned", plan_, decision, None, logged,
+                          plan_steps=plan_steps(card, plan_.slots))
         return Result(op_id, "planned", plan_, decision, None, logged)
     if request.dry_run and is_mutating and server_dry_run is None:
         return Result(op_id, "planned", plan_, decision, None, logged)  # preview only
-    if decision.requires_confirmation and not request.confirm and not request.dry_run:
+    confirmed = request.confirm and manifests.digest_confirmed(plan_.preview, request)
+    if decision.requires_confirmation and not confirmed and not request.dry_run:
         return Result(op_id, "needs_confirmation", plan_, decision, None, logged)
 
     progress["plan"] = plan_  # from here on, an exception is audited with what ran
-    outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
-                          dry_run=request.dry_run)
+    if card is not None and card.steps:
+        return _runbook(op_id, card, plan_, decision, request, logged, settings, rules)
+    # What the command will change is read just before it runs (never under dry-run).
+    before = undo.capture(plan_.argv, settings=settings, rules=rules, timeout=request.timeout) \
+        if is_mutating and not request.dry_run else None
+    from .progress import phase  # the CLI's spinner, once kubectl has run a second
+
+    assert request.timeout is not None
+    with phase(f"running {shlex.join(plan_.argv)[:60]}", delay=1.0):
+        outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
+                              dry_run=request.dry_run)
     progress["execution"] = outcome
-    if outcome.timed_out:
+    if outcome.interrupted:
+        status = "interrupted"  # rag-k8s was stopped while kubectl ran; the tree was killed
+    elif outcome.timed_out:
         status = "timeout"
-    elif outcome.exit_code == 0:
+    elif outcome.exit_code == 0 or manifests.is_diff_with_changes(plan_.argv, outcome.exit_code):
         status = "executed"
     else:
         status = "failed"
-    return Result(op_id, status, plan_, decision, outcome, logged)
+    record = _undo_record(op_id, plan_.argv, before, status, settings, rules, request.timeout) \
+        if before is not None else None
+    return Result(op_id, status, plan_, decision, outcome, logged, undo=record)
+
+
+def _plan_undo(request: Request, settings: Settings, *, check_drift: bool) -> tuple[Plan, str]:
+    """The `undo` intent: the recorded inverse of an earlier operation (rag_k8s.undo)."""
+    try:
+        rules = policy.load_policy(settings.org_dir)
+    except PolicyError as e:
+        raise UndoRefused(str(e)) from None
+    plan_, context = undo.plan_undo(request, settings=settings, rules=rules,
+                                    check_drift=check_drift)
+    slots = {**plan_.slots, "name": context.target.name}
+    if context.target.namespace:
+        slots["namespace"] = context.target.namespace
+    return replace(plan_, slots=slots), context.operation_id
+
+
+def _undo_risk(plan_: Plan, decision: Decision) -> tuple[Plan, Decision]:
+    """CONTRACT §4: an undo is at least medium risk, so it always needs confirmation."""
+    risk = max_risk(decision.risk_level, "medium")
+    plan_ = replace(plan_, risk_level=risk)
+    if not decision.allowed or decision.requires_confirmation:
+        return plan_, replace(decision, risk_level=risk)
+    return plan_, replace(decision, requires_confirmation=True, risk_level=risk, reasons=[
+        f"undo is {risk} risk: it runs only when confirmed (constraints.confirm)"])
+
+
+def _undo_record(op_id: str, argv: list[str], before: undo.Capture, status: str,
+                 settings: Settings, rules: policy.Policy, timeout: int) -> dict[str, Any]:
+    try:
+        return undo.finish(op_id, argv, before, status=status, settings=settings, rules=rules,
+                           timeout=timeout)
+    except (OSError, RagK8sError, ValueError) as e:  # the audit line is written whatever happens
+        return {"none": f"the undo could not be recorded: {e}"}
 
 
 def _refused_action(op_id: str, e: RefusedAction) -> Result:
@@ -146,6 +270,8 @@ def _with_argv(plan_: Plan, argv: list[str]) -> Plan:
 def _planned_request(request: Request, plan_: Plan, corpus: Corpus) -> dict[str, Any]:
     """The request as logged: free text gains the intent, kind and names the planner settled on."""
     out = request.to_dict()
+    if request.argv is not None:
+        return {**out, **argv_facts(list(request.argv))}
     card = corpus.by_id.get(plan_.card_id)
     if card is not None:
         out.setdefault("intent", card.intent)
@@ -171,16 +297,20 @@ def execute_request(payload: Any, *, settings: Settings | None = None,
     """`k8s_exec`, returning the typed Result (for doors that need more than the dict)."""
     cfg = settings or Settings.resolve()
     progress: dict[str, Any] = {}
-    try:
-        result = _run_pipeline(payload, run=True, settings=cfg, expected_argv=expected_argv,
-                               progress=progress)
-    except BaseException as e:
-        # Whatever went wrong, and even if kubectl already ran, the operation leaves its line.
-        audit.write_operation(cfg.audit_log, result=_error_result(progress, e),
-                              request=_request_for_log(payload, None))
-        raise
-    audit.write_operation(cfg.audit_log, result=result.to_dict(),
-                          request=_request_for_log(payload, result))
+    with execute.operation():  # a shutdown waits until this call's audit line is written
+        try:
+            result = _run_pipeline(payload, run=True, settings=cfg, expected_argv=expected_argv,
+                                   progress=progress)
+        except BaseException as e:
+            # Whatever went wrong, and even if kubectl already ran, the operation leaves its line.
+            with execute.shielded(reraise=True):
+                audit.write_operation(cfg.audit_log, result=_error_result(progress, e),
+                                      request=_request_for_log(payload, None))
+            raise
+        with execute.shielded(reraise=True):  # Ctrl-C now would lose the line of what ran
+            audit.write_operation(cfg.audit_log, result=result.to_dict(),
+                                  request=_request_for_log(payload, result),
+                                  undo=result.undo, undoes=result.undoes)
     return result
 
 

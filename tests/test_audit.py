@@ -320,7 +320,8 @@ def test_render_tail_table_shows_one_row_per_entry(tmp_path: Path) -> None:
     table = audit.render_tail_table(audit.tail(log))
     assert table.row_count == 3
     assert [c.header for c in table.columns] == [
-        "time", "status", "intent", "namespace", "exit", "duration", "operation", "command"]
+        "time", "status", "intent", "namespace", "exit", "duration", "operation", "undo",
+        "command"]
     console = Console(record=True, width=240)
     console.print(table)
     text = console.export_text()

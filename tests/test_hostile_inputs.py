@@ -102,7 +102,8 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("min-above-max", req(params={"min": 5, "max": 2}), "params.min"),
     # unknown keys
     ("key-shell", req(shell="id"), "shell"),
-    ("key-argv", req(argv=["kubectl", "delete", "ns", "prod"]), "argv"),
+    # argv is the argv door (CONTRACT §1): beside an intent it is invalid, naming the intent
+    ("key-argv", req(argv=["kubectl", "delete", "ns", "prod"]), "intent"),
     ("key-proto", req(__proto__={}), "__proto__"),
     ("params-command", req(params={"command": "id"}), "params.command"),
     ("params-kubeconfig", req(params={"kubeconfig": "/k"}), "params.kubeconfig"),
@@ -192,7 +193,8 @@ MALICIOUS_ARGV: list[tuple[str, Any, str]] = [
     ("none-element", ["kubectl", "get", None], "the command must be a non-empty list of strings"),
     ("dict-argv", {"argv": ["kubectl"]}, "the command must be a non-empty list of strings"),
     ("exec-shell", ["kubectl", "exec", "api-0", "-n", "dev", "--", "sh", "-c", "id"],
-     "kubectl exec is refused: it is not on any allow-list"),
+     "kubectl exec is never run through rag-k8s: it opens a shell or runs a command inside a "
+     "container, which no allow-list can judge; run it yourself if you mean to"),
     ("force-delete", ["kubectl", "delete", "job/x", "-n", "dev", "--force", "--grace-period=0"],
      "--force is refused: it skips graceful deletion and safety checks"),
     ("client-dry-run-lie", ["kubectl", "delete", "job/x", "-n", "dev", "--dry-run=client"],

@@ -43,14 +43,15 @@ def test_tools_are_listed_with_hints_and_the_request_schema() -> None:
         return (await client.list_tools()).tools
 
     tools = {t.name: t for t in _session(list_tools)}
-    assert sorted(tools) == ["k8s_exec", "plan", "retrieve"]
+    assert sorted(tools) == ["k8s_exec", "kubectl", "plan", "retrieve"]
     expected = {k: v for k, v in request_schema().items() if k not in ("$schema", "$id")}
     assert tools["plan"].input_schema == expected
     assert tools["k8s_exec"].input_schema == expected
     assert tools["retrieve"].input_schema["required"] == ["query"]
     hints = {name: (t.annotations.read_only_hint, t.annotations.destructive_hint)
              for name, t in tools.items()}
-    assert hints == {"plan": (True, False), "k8s_exec": (False, True), "retrieve": (True, False)}
+    assert hints == {"plan": (True, False), "k8s_exec": (False, True), "kubectl": (False, True),
+                     "retrieve": (True, False)}
 
 
 def test_each_tool_is_called_over_stdio(recording_kubectl: Any) -> None:
@@ -88,7 +89,7 @@ def test_each_tool_is_called_over_stdio(recording_kubectl: Any) -> None:
     assert invalid["decision"]["reasons"] == ["bogus: unknown field"]
     assert unconfirmed["status"] == "needs_confirmation"
     # Only the one confirmed-by-risk call ran kubectl.
-    assert recording_kubectl.calls == [["rollout", "restart", "deployment/api", "-n", "prod"]]
+    assert recording_kubectl.commands == [["rollout", "restart", "deployment/api", "-n", "prod"]]
 
 
 @pytest.mark.parametrize(

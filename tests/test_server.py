@@ -85,7 +85,7 @@ def test_k8s_exec_runs_exactly_the_planned_argv(recording_kubectl: Any, client: 
     assert_result(body)
     assert body["status"] == "executed"
     assert body["execution"]["stdout"] == "deployment.apps/api restarted\n"
-    assert recording_kubectl.calls == [RESTART_ARGV[1:]]
+    assert recording_kubectl.commands == [RESTART_ARGV[1:]]
 
 
 @pytest.mark.parametrize(
@@ -348,7 +348,7 @@ def test_real_uvicorn_server_on_a_free_port(recording_kubectl: Any) -> None:
         r = httpx.post(f"{base}/k8s-exec", json=RESTART_PROD, timeout=60)
         assert r.status_code == 200
         assert r.json()["status"] == "executed"
-        assert recording_kubectl.calls == [RESTART_ARGV[1:]]
+        assert recording_kubectl.commands == [RESTART_ARGV[1:]]
         r = httpx.post(f"{base}/plan", content=b"x" * (MAX_BODY_BYTES + 1))
         assert r.status_code == 413
         r = httpx.post(f"{base}/plan", json=RESTART_PROD, timeout=60)
@@ -362,7 +362,7 @@ def test_real_uvicorn_server_on_a_free_port(recording_kubectl: Any) -> None:
         r = httpx.post(f"{base}/v1/completions", json=K8SGPT_REQUEST, timeout=60)
         assert r.status_code == 200
         assert set(r.json()) == {"model", "created_at", "response"}
-        assert recording_kubectl.calls == [RESTART_ARGV[1:]]  # nothing else ran kubectl
+        assert recording_kubectl.commands == [RESTART_ARGV[1:]]  # nothing else ran kubectl
 
 
 def test_real_server_with_a_token_answers_401_without_it(

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..request import Request
 
-PlannerName = Literal["template", "mlx", "argv"]
+PlannerName = Literal["template", "mlx", "argv", "undo"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class Plan:
     sources: list[dict[str, Any]] = field(default_factory=list)  # [{"card_id", "score"}]
     rationale: str = ""
     slots: dict[str, Any] = field(default_factory=dict)
+    # Manifest commands: what will change (rag_k8s.manifests.Preview.to_dict), else None.
+    preview: dict[str, Any] | None = None
 
     @property
     def command(self) -> str:
@@ -43,6 +45,7 @@ class Plan:
             "planner": self.planner,
             "sources": [dict(s) for s in self.sources],
             "rationale": self.rationale,
+            **({"preview": self.preview} if self.preview is not None else {}),
         }
 
 

@@ -255,3 +255,50 @@ def field_values(obj: dict[str, Any]) -> dict[str, str]:
     for key in ("spec.nodeName", "status.phase", "involvedObject.uid", "metadata.namespace"):
         out.setdefault(key, "")
     return out
+
+
+# ---------------------------------------------------------------- OpenAPI v3 (apply, create, diff)
+
+def _openapi_gv_path(group: str, version: str) -> str:
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+def openapi_v3_root() -> dict[str, Any]:
+    """`/openapi/v3`: one entry per group-version, as kubectl's apply/create/diff fetch first."""
+    gvs = sorted({(r.group, r.version) for r in RESOURCES})
+    return {"paths": {_openapi_gv_path(g, v): {
+        "serverRelativeURL": f"/openapi/v3/{_openapi_gv_path(g, v)}?hash=standin"}
+        for g, v in gvs}}
+
+
+_OPEN_OBJECT = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+def openapi_v3_group_version(path: str) -> dict[str, Any] | None:
+    """`/openapi/v3/api/v1` and the like: a permissive schema per kind (any field accepted, as
+    the stand-in checks objects itself), and every kind's PATCH declaring `fieldValidation`, so
+    kubectl's server-side field validation is used instead of a client-side schema check."""
+    kinds = [r for r in RESOURCES if _openapi_gv_path(r.group, r.version) == path]
+    if not kinds:
+        return None
+    schemas: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+    params = [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+              {"name": "dryRun", "in": "query", "schema": {"type": "string"}}]
+    for r in kinds:
+        schemas[f"io.k8s.standin.{r.group or 'core'}.{r.version}.{r.kind}"] = {
+            **_OPEN_OBJECT,
+            "x-kubernetes-group-version-kind": [
+                {"group": r.group, "version": r.version, "kind": r.kind}],
+            "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                           "metadata": _OPEN_OBJECT},
+        }
+        prefix = f"/{path}/namespaces/{{namespace}}" if r.namespaced else f"/{path}"
+        gvk = {"group": r.group, "version": r.version, "kind": r.kind}
+        paths[f"{prefix}/{r.plural}"] = {"post": {"parameters": params,
+                                                  "x-kubernetes-group-version-kind": gvk}}
+        paths[f"{prefix}/{r.plural}/{{name}}"] = {
+            "patch": {"parameters": params, "x-kubernetes-group-version-kind": gvk},
+            "put": {"parameters": params, "x-kubernetes-group-version-kind": gvk}}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes (stand-in)", "version": "v1.37.1"},
+            "paths": paths, "components": {"schemas": schemas}}

@@ -276,7 +276,10 @@ class Handler(BaseHTTPRequestHandler):
         elif path in ("/healthz", "/livez", "/readyz"):
             self._send(200, b"ok", "text/plain; charset=utf-8")
         elif path == "/openapi/v3":
-            self._json(200, {"paths": {}})
+            self._json(200, resources.openapi_v3_root())
+        elif path.startswith("/openapi/v3/") and \
+                resources.openapi_v3_group_version(path.removeprefix("/openapi/v3/")):
+            self._json(200, resources.openapi_v3_group_version(path.removeprefix("/openapi/v3/")))
         else:
             raise ApiError(404, "NotFound", "the server could not find the requested resource",
                            {})

@@ -105,6 +105,11 @@ def _matches_labels(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
+def _pod_ready(pod: Obj) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
 def _default_pod_spec(spec: Obj, restart_policy: str = "Always") -> None:
     for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
         image = str(c.get("image", ""))
@@ -182,6 +187,8 @@ class Store:
             self._seq = 0
             settings = fixtures.get("standin") or {}
             self.stall_seconds = float(settings.get("stall_seconds", 30))
+            # Pod states for failure drills: controller-made pods matching one get its status.
+            self.pod_states = [copy.deepcopy(s) for s in fixtures.get("pod_states") or []]
             self.logs = [LogSpec(namespace=s["namespace"], selector=s.get("selector") or {},
                                  container=s["container"], lines=list(s.get("lines") or []),
                                  previous=list(s.get("previous") or []), pod=s.get("pod", ""))
@@ -451,7 +458,7 @@ class Store:
                 if (g, p, o_ns) == (group, plural, ns) and _owned_by(o, owner)]
 
     def _event(self, obj: Obj, reason: str, message: str, component: str,
-               kind_type: str = "Normal") -> None:
+               kind_type: str = "Normal", count: int = 1) -> None:
         self._seq += 1
         meta = obj["metadata"]
         ns = meta.get("namespace") or "default"
@@ -462,7 +469,7 @@ class Store:
                                  "apiVersion": obj["apiVersion"],
                                  "resourceVersion": meta.get("resourceVersion", "")},
               "reason": reason, "message": message, "source": {"component": component},
-              "firstTimestamp": t, "lastTimestamp": t, "count": 1, "type": kind_type,
+              "firstTimestamp": t, "lastTimestamp": t, "count": count, "type": kind_type,
               "eventTime": None, "reportingComponent": component, "reportingInstance": ""}
         res = self._res("", "events")
         self._prepare_new(res, ev, ns)
@@ -553,6 +560,19 @@ class Store:
             "type": "Available", "status": "True", "lastUpdateTime": t, "lastTransitionTime": t,
             "reason": "MinimumReplicasAvailable",
             "message": "Deployment has minimum availability."}
+        if ready < desired:
+            # Like the controller once progressDeadlineSeconds passed without the pods ready.
+            avail = {"type": "Available", "status": "False", "lastUpdateTime": t,
+                     "lastTransitionTime": t, "reason": "MinimumReplicasUnavailable",
+                     "message": "Deployment does not have minimum availability."}
+            prog = {"type": "Progressing", "status": "False", "lastUpdateTime": t,
+                    "lastTransitionTime": t, "reason": "ProgressDeadlineExceeded",
+                    "message": f'ReplicaSet "{new["metadata"]["name"]}" has timed out '
+                               "progressing."}
+        elif avail.get("status") != "True":
+            avail = {"type": "Available", "status": "True", "lastUpdateTime": t,
+                     "lastTransitionTime": t, "reason": "MinimumReplicasAvailable",
+                     "message": "Deployment has minimum availability."}
         status: Obj = {"observedGeneration": dep["metadata"].get("generation", 1),
                        "replicas": total, "updatedReplicas": ready, "readyReplicas": ready,
                        "availableReplicas": ready, "conditions": [avail, prog]}
@@ -577,8 +597,10 @@ class Store:
             self._event(rs, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
                         "replicaset-controller")
         n = min(desired, len(pods)) + max(0, desired - len(pods))
-        status: Obj = {"replicas": n, "fullyLabeledReplicas": n, "readyReplicas": n,
-                       "availableReplicas": n,
+        # Ready as the pods say: a failure drill's pods (pod_states) are not ready.
+        ready = sum(1 for p in self._children("", "pods", rs) if _pod_ready(p))
+        status: Obj = {"replicas": n, "fullyLabeledReplicas": n, "readyReplicas": ready,
+                       "availableReplicas": ready,
                        "observedGeneration": rs["metadata"].get("generation", 1)}
         rs["status"] = {k: v for k, v in status.items() if v or k == "replicas"}
         self._put(self._res("apps", "replicasets"), rs)
@@ -592,10 +614,17 @@ class Store:
         name = f"{owner['metadata']['name']}-{h}"
         ns = owner["metadata"]["namespace"]
         cr_res = self._res("apps", "controllerrevisions")
-        if ("apps", "controllerrevisions", ns, name) in self.objects:
-            return
         owned = self._children("apps", "controllerrevisions", owner)
         rev = max((int(c.get("revision", 0)) for c in owned), default=0) + 1
+        existing = self.objects.get(("apps", "controllerrevisions", ns, name))
+        if existing is not None:
+            # As the real controller history does: a template that comes back (a rollback)
+            # makes its old revision the newest one again.
+            if int(existing.get("revision", 0)) != rev - 1:
+                bumped = copy.deepcopy(existing)
+                bumped["revision"] = rev
+                self._write(cr_res, bumped, "MODIFIED")
+            return
         cr = {"metadata": {"name": name, "namespace": ns,
                            "labels": dict(owner["spec"].get("selector", {}).get("matchLabels")
                                           or {}),
@@ -720,12 +749,18 @@ class Store:
         """Schedule a new pod and give it a Running status (unless the fixture set one)."""
         spec = pod.setdefault("spec", {})
         spec.setdefault("restartPolicy", "Always")
-        if not spec.get("nodeName"):
+        unschedulable = any(c.get("type") == "PodScheduled" and c.get("status") == "False"
+                            for c in (pod.get("status") or {}).get("conditions") or [])
+        if not spec.get("nodeName") and not unschedulable:
             nodes = self._schedulable_nodes()
             if nodes:
                 self._seq += 1
                 spec["nodeName"] = nodes[self._seq % len(nodes)]
         if pod.get("status", {}).get("phase"):
+            return
+        drill = self._pod_state(pod)
+        if drill is not None:
+            self._drill_status(pod, drill)
             return
         self._seq += 1
         t = self._now()
@@ -752,6 +787,75 @@ class Store:
                                   f"{self._seq % 250 + 2}",
                          "startTime": t, "containerStatuses": statuses, "qosClass": "BestEffort"}
         pod["status"]["podIPs"] = [{"ip": pod["status"]["podIP"]}]
+
+    def _pod_state(self, pod: Obj) -> Obj | None:
+        """The fixtures' `pod_states` entry for this pod: same namespace, labels matching its
+        selector and, when it names one, a container running that image."""
+        labels = pod["metadata"].get("labels") or {}
+        images = {c.get("image") for c in pod.get("spec", {}).get("containers") or []}
+        for state in self.pod_states:
+            if state.get("namespace") != pod["metadata"].get("namespace"):
+                continue
+            if not _matches_labels(state.get("selector") or {}, labels):
+                continue
+            if state.get("image") and state["image"] not in images:
+                continue
+            return state
+        return None
+
+    def _drill_status(self, pod: Obj, drill: Obj) -> None:
+        """A failing pod's status from its drill, and the kubelet/scheduler events it gives."""
+        t = self._now()
+        spec = pod["spec"]
+        per_container = drill.get("containers") or {}
+        statuses = []
+        for c in spec.get("containers") or []:
+            given = copy.deepcopy(per_container.get(c.get("name"), {}))
+            cs: Obj = {"name": c.get("name"), "image": c.get("image"),
+                       "imageID": "" if "waiting" in (given.get("state") or {}) and
+                       not given.get("restartCount") else f"{c.get('image')}@sha256:{'0' * 64}",
+                       "ready": False, "started": False, "restartCount": 0,
+                       "state": {"running": {"startedAt": t}}, "lastState": {}}
+            cs.update(given)
+            for st in (cs.get("state") or {}, cs.get("lastState") or {}):
+                for key in ("running", "terminated"):
+                    if key in st:
+                        st[key].setdefault("startedAt", t)
+                        if key == "terminated":
+                            st[key].setdefault("finishedAt", t)
+            if cs["state"].get("running") or cs["restartCount"]:
+                cs.setdefault("containerID", f"containerd://{uuid.uuid4().hex}")
+            statuses.append(cs)
+        phase = drill.get("phase", "Running")
+        status: Obj = {"phase": phase, "qosClass": drill.get("qosClass", "Burstable")}
+        conditions = drill.get("conditions")
+        if conditions is None:
+            conditions = [{"type": t_, "status": "True"} for t_ in
+                          ("PodReadyToStartContainers", "Initialized")]
+            conditions += [{"type": t_, "status": "False", "reason": "ContainersNotReady",
+                            "message": "containers with unready status: ["
+                            + " ".join(cs["name"] for cs in statuses if not cs["ready"]) + "]"}
+                           for t_ in ("Ready", "ContainersReady")]
+            conditions.append({"type": "PodScheduled", "status": "True"})
+        for cond in conditions:
+            cond.setdefault("lastTransitionTime", t)
+            cond.setdefault("lastProbeTime", None)
+        status["conditions"] = conditions
+        if phase == "Pending" and not any(c.get("type") == "PodScheduled" and
+                                          c.get("status") == "True" for c in conditions):
+            spec.pop("nodeName", None)  # never scheduled
+        else:
+            node = spec.get("nodeName", "")
+            idx = node.rsplit("-", 1)[-1] if node else "1"
+            status.update(hostIP=f"10.0.0.{idx}", startTime=t, containerStatuses=statuses)
+            if phase == "Running":
+                self._seq += 1
+                status["podIP"] = f"10.244.{idx}.{self._seq % 250 + 2}"
+                status["podIPs"] = [{"ip": status["podIP"]}]
+        pod["status"] = status
+        for ev in drill.get("events") or []:
+            self._event(pod, ev["reason"], ev["message"], ev.get("component", "kubelet"),
+                        ev.get("type", "Warning"), count=int(ev.get("count", 1)))
 
     # ----- logs ----------------------------------------------------------------------------
 
