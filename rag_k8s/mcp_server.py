@@ -1,4 +1,5 @@
-"""The MCP door: tools `plan`, `k8s_exec` and `retrieve` on the official `mcp` 2.x `MCPServer`.
+"""The MCP door: tools `plan`, `k8s_exec`, `kubectl` (the argv door) and `retrieve` on the
+official `mcp` 2.x `MCPServer`.
 
 stdio by default (nothing but protocol on stdout: logging goes to stderr); `--http` serves
 streamable HTTP on 127.0.0.1. The input schema of `plan` and `k8s_exec` is the published request
