@@ -204,7 +204,7 @@ def test_allowed_argv_runs_exactly_as_sent(door: str, argv: list[str],
     assert result["plan"]["argv"] == (argv if ran is None or not ran else ["kubectl", *ran])
     assert result["plan"]["planner"] == "argv"
     expected = [argv[1:]] if ran is None else ([ran] if ran else [])
-    assert recording_kubectl.calls == expected
+    assert recording_kubectl.commands == expected
 
 
 # ---------------------------------------------------------------- MCP: one server, every case
@@ -246,7 +246,7 @@ def test_mcp_kubectl_tool_refuses_and_runs_like_the_other_doors(recording_kubect
         assert any(reason in r for r in result["decision"]["reasons"]), (argv, result)
     for (argv, _, _, _), result in zip(allowed, ran):
         assert (result["status"], result["plan"]["argv"]) == ("executed", argv)
-    assert recording_kubectl.calls == [argv[1:] for argv, *_ in allowed]
+    assert recording_kubectl.commands == [argv[1:] for argv, *_ in allowed]
     # The tool's schema has no `intent`: the request is invalid, naming the field.
     assert extra["status"] == "invalid"
     assert extra["decision"]["reasons"][0].startswith("intent:")

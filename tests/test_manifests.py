@@ -243,7 +243,7 @@ def test_apply_shows_the_diff_and_runs_only_with_its_digest(tmp_path: Path,
     second = k8s_exec({"argv": argv, "constraints": {"confirm": True, "previewDigest": digest}})
     assert second["status"] == "executed"
     assert second["plan"]["argv"] == argv
-    assert recording_kubectl.calls == [diff, diff, argv[1:]]  # the apply exactly as sent
+    assert recording_kubectl.commands == [diff, diff, argv[1:]]  # the apply exactly as sent
 
 
 def test_a_file_changed_after_the_preview_is_refused(tmp_path: Path,
@@ -279,7 +279,7 @@ def test_delete_f_is_high_risk_and_lists_what_goes(tmp_path: Path,
     assert recording_kubectl.calls == []
     digest = first["plan"]["preview"]["digest"]
     done = k8s_exec({"argv": argv, "constraints": {"confirm": True, "previewDigest": digest}})
-    assert done["status"] == "executed" and recording_kubectl.calls == [argv[1:]]
+    assert done["status"] == "executed" and recording_kubectl.commands == [argv[1:]]
 
 
 def test_a_diff_that_deletes_an_object_is_high_risk(tmp_path: Path,
@@ -374,7 +374,7 @@ def test_cli_prompt_shows_the_diff_and_confirms_exactly_it(tmp_path: Path,
     assert "+kind: ConfigMap" in result.stderr and "Run it?" in result.stderr
     assert f"ConfigMap/settings in namespace dev ({path})" in result.stderr
     diff = ["diff", f"--filename={path}"]
-    assert recording_kubectl.calls == [diff, diff, argv[1:]]
+    assert recording_kubectl.commands == [diff, diff, argv[1:]]
 
 
 def test_cli_yes_alone_does_not_confirm_a_manifest_change(tmp_path: Path,
