@@ -97,10 +97,28 @@ def run(output: Path, only: str | Sequence[str] | None = None,
                     f"(at {Path(last.filename).name}:{last.lineno})")
         sections.append(f"## {title}\n\n{body}\n\n"
                         f"_Section `{mod.NAME}` took {time.perf_counter() - started:.1f} s._\n")
-    text = "# rag-k8s benchmarks\n\n" + machine_header() + "\n\n" + "\n".join(sections)
     output = Path(output)
+    if only is not None and output.exists():
+        # Only some sections were run: keep the others, and say which were re-measured when.
+        text = merge_sections(output.read_text("utf-8"), sections)
+    else:
+        text = "# rag-k8s benchmarks\n\n" + machine_header() + "\n\n" + "\n".join(sections)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, output)
     return text
+
+
+def merge_sections(existing: str, sections: list[str]) -> str:
+    """`existing` with the sections of the same title replaced (or appended), each re-measured
+    one carrying its own machine header, since the file's header dates the other sections."""
+    head, *old = existing.split("\n## ")
+    by_title = {chunk.split("\n", 1)[0]: "## " + chunk.rstrip() + "\n" for chunk in old}
+    stamp = machine_header()
+    for section in sections:
+        title, body = section[3:].split("\n", 1)
+        by_title[title] = (f"## {title}\n\n_Re-measured alone (`rag-k8s bench --only`); "
+                           f"the header above dates the other sections. This run:_\n\n"
+                           f"{stamp}\n{body.rstrip()}\n")
+    return head.rstrip() + "\n\n" + "\n".join(by_title.values())

@@ -9,6 +9,10 @@ Layout under `settings.index_dir`:
 Each build writes new data files under a fresh digest, then replaces `manifest.json` atomically, so
 a crash mid-build leaves the previous index whole; files no manifest names are removed afterwards.
 Heavy imports (torch, sentence-transformers, faiss) happen inside functions.
+
+Cards and queries are embedded by the same ONNX export of all-MiniLM-L6-v2 (embed.py, in
+`embedder/` beside the manifest); torch is needed only to make that export, once per model. The
+sentence-transformers model (`embedder()`) stays as the reference the export is tested against.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -35,12 +39,16 @@ if TYPE_CHECKING:
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
+    from .embed import OnnxEmbedder
+
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
+# The runtime that embedded the rows; an index made by another one is re-embedded.
+RUNTIME = "onnxruntime"
 # Bumped whenever `card_texts` changes what is embedded: old indexes are then rebuilt.
 TEXTS_VERSION = 2
 _BATCH = 32
@@ -76,8 +84,8 @@ def embedder() -> SentenceTransformer:
         return _load_embedder()
 
 
-def embed(texts: Sequence[str]) -> np.ndarray:
-    """Normalised float32 embeddings of `texts`, shape (len(texts), DIMENSION)."""
+def reference_embed(texts: Sequence[str]) -> np.ndarray:
+    """sentence-transformers' own embeddings (torch): the reference the ONNX export must match."""
     import numpy as np
 
     if not texts:
@@ -87,6 +95,24 @@ def embed(texts: Sequence[str]) -> np.ndarray:
         batch_size=_BATCH,
     )
     return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def query_embedder(settings: Settings | None = None) -> OnnxEmbedder:
+    """The ONNX embedder of `settings`' index (no torch); raises IndexError_ when not exported."""
+    from .embed import load_embedder
+
+    settings = settings or Settings.resolve()
+    return load_embedder(settings.index_dir)
+
+
+def embed(texts: Sequence[str], settings: Settings | None = None) -> np.ndarray:
+    """Normalised float32 embeddings of `texts`, shape (len(texts), DIMENSION), by the ONNX
+    export in `settings`' index directory (the runtime the index was built with)."""
+    import numpy as np
+
+    if not texts:
+        return np.zeros((0, DIMENSION), dtype=np.float32)
+    return np.ascontiguousarray(query_embedder(settings).encode(texts), dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------------------- building
@@ -199,35 +225,40 @@ def _scheme_mismatch(manifest: dict[str, Any]) -> str | None:
         return f"built with {manifest.get('model')} ({manifest.get('dimension')} dims), not {MODEL_NAME}"
     if manifest.get("texts_version") != TEXTS_VERSION:
         return "built by another version of rag-k8s's card texts"
+    if manifest.get("runtime") != RUNTIME:
+        return f"embedded by {manifest.get('runtime') or 'sentence-transformers'}, not {RUNTIME}"
     return None
 
 
-def _embed_with_progress(cards: list[Card], progress: bool) -> list[np.ndarray]:
-    """Each card's rows (see `card_texts`), embedded in batches under a Rich progress bar."""
+def _embed_with_progress(cards: list[Card], progress: bool,
+                         settings: Settings) -> list[np.ndarray]:
+    """Each card's rows (see `card_texts`), embedded in batches under a Rich progress bar that
+    advances every batch (the model is loaded before the bar starts)."""
     import numpy as np
 
     per_card = [card_texts(c) for c in cards]
     texts = [t for ts in per_card for t in ts]
     if not progress or not texts:
-        flat = embed(texts)
+        flat = embed(texts, settings)
     else:
         from rich.console import Console
         from rich.progress import (
             BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
         )
 
-        chunks: list[np.ndarray] = []
+        model = query_embedder(settings)
+        # Longest first, as `encode` does, so each batch pads little; the bar counts rows.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        flat = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         with Progress(
             TextColumn(f"embedding {len(cards)} cards"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=Console(stderr=True), transient=False,
         ) as bar:
             task = bar.add_task("embed", total=len(texts))
-            embedder()  # load before the first tick so the bar measures embedding only
-            for start in range(0, len(texts), _BATCH * 4):
-                chunk = texts[start:start + _BATCH * 4]
-                chunks.append(embed(chunk))
-                bar.advance(task, len(chunk))
-        flat = np.concatenate(chunks)
+            for start in range(0, len(order), _BATCH):
+                idx = order[start:start + _BATCH]
+                flat[idx] = model.encode([texts[i] for i in idx])
+                bar.advance(task, len(idx))
     if flat.shape[1:] != (DIMENSION,):
         raise IndexError_(
             f"the embedding model returned {flat.shape[1:]} dimensions, expected {DIMENSION}; "
@@ -263,11 +294,15 @@ def build_index(settings: Settings, *, progress: bool = True, force: bool = Fals
         old = _read_manifest(index_dir)
     except IndexError_:
         old = None  # a damaged manifest is simply replaced
+    export = _ensure_export(settings, progress)
+    if old is not None and old.get("embedder") != export.get("graph_sha256"):
+        old = None  # vectors of another export of the model: re-embed them all
     saved = {} if force else _saved_vectors(index_dir, old)
 
     todo = [c for c in corpus.cards if hashes[c.id] not in saved]
     blocks = dict(saved)
-    blocks.update(zip((hashes[c.id] for c in todo), _embed_with_progress(todo, progress)))
+    blocks.update(zip((hashes[c.id] for c in todo),
+                      _embed_with_progress(todo, progress, settings)))
     card_ids = [c.id for c in corpus.cards]
     per_card = [blocks[hashes[cid]] for cid in card_ids]
     vectors = np.ascontiguousarray(
@@ -287,6 +322,8 @@ def build_index(settings: Settings, *, progress: bool = True, force: bool = Fals
         "model": MODEL_NAME,
         "dimension": DIMENSION,
         "texts_version": TEXTS_VERSION,
+        "runtime": RUNTIME,
+        "embedder": export.get("graph_sha256"),
         "card_ids": card_ids,
         "hashes": {cid: hashes[cid] for cid in card_ids},
         "row_counts": [len(b) for b in per_card],
@@ -302,6 +339,27 @@ def build_index(settings: Settings, *, progress: bool = True, force: bool = Fals
         cards=len(card_ids), embedded=len(todo), reused=len(card_ids) - len(todo),
         seconds=time.perf_counter() - started, path=index_dir,
     )
+
+
+def _ensure_export(settings: Settings, progress: bool) -> dict[str, Any]:
+    """The ONNX export of the model in the index directory, made (torch) once per model."""
+    from .embed import ensure_export
+
+    if not progress:
+        return ensure_export(settings.index_dir)
+    from rich.console import Console
+
+    from .progress import spinner
+
+    # A spinner, not a bar: the export is one opaque step of 10-20 s (torch import included).
+    with spinner("checking the ONNX export", console=Console(stderr=True), delay=0.0):
+        from .progress import _ACTIVE
+
+        def status(text: str) -> None:
+            if _ACTIVE is not None:
+                _ACTIVE.update(text, None)
+
+        return ensure_export(settings.index_dir, status=status)
 
 
 def _save_npy(path: Path, vectors: np.ndarray) -> None:
@@ -323,10 +381,9 @@ def _remove_unreferenced(index_dir: Path, keep: set[str]) -> None:
 
 @dataclass(frozen=True)
 class LoadedIndex:
-    """A saved index in memory. Row r of `faiss` (and of `vectors`) belongs to card
+    """A saved index in memory. Row r of `vectors` (and of `faiss`) belongs to card
     `card_ids[row_card[r]]`; each card's first row embeds the whole card (see `card_texts`)."""
 
-    faiss: Any  # faiss.IndexFlatIP over the rows
     card_ids: tuple[str, ...]
     row_card: Any  # numpy int64 array: row -> card position
     first_row: Any  # numpy int64 array: card position -> its first row
@@ -334,13 +391,33 @@ class LoadedIndex:
     manifest: dict[str, Any]
     path: Path
 
+    @cached_property
+    def faiss(self) -> Any:
+        """The faiss.IndexFlatIP over the rows, read on first use: a small index is scored with
+        numpy alone, so a cold query does not pay faiss's import (~0.4 s)."""
+        import faiss
+
+        path = self.path / self.manifest["files"]["index"]
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as e:
+            raise IndexError_(
+                f"{self.path}: cannot read the index ({e}); run `rag-k8s build-index --force`"
+            ) from None
+        if index.d != DIMENSION or index.ntotal != self.rows:
+            raise IndexError_(
+                f"{path}: {index.ntotal} rows of {index.d} dimensions, not the {self.rows} of "
+                f"the saved vectors; run `rag-k8s build-index --force`"
+            )
+        return index
+
     @property
     def hashes(self) -> dict[str, str]:
         return self.manifest["hashes"]  # type: ignore[no-any-return]
 
     @property
     def rows(self) -> int:
-        return int(self.faiss.ntotal)
+        return int(self.vectors.shape[0])
 
     def __len__(self) -> int:
         return len(self.card_ids)
@@ -369,7 +446,6 @@ def load_index(settings: Settings) -> LoadedIndex:
     if hit is not None and hit[0] == mtime:
         return hit[1]
     with _LOAD_LOCK:
-        import faiss
         import numpy as np
 
         # A concurrent build may remove the files an older manifest names: re-read once.
@@ -378,7 +454,7 @@ def load_index(settings: Settings) -> LoadedIndex:
             if manifest is None:
                 raise IndexError_(f"no index in {index_dir}; run `rag-k8s build-index`")
             try:
-                index = faiss.read_index(str(index_dir / manifest["files"]["index"]))
+                (index_dir / manifest["files"]["index"]).stat()  # read when first searched
                 vectors = np.load(index_dir / manifest["files"]["vectors"], allow_pickle=False)
                 counts = np.asarray(manifest.get("row_counts", []), dtype=np.int64)
                 break
@@ -389,15 +465,15 @@ def load_index(settings: Settings) -> LoadedIndex:
                     ) from None
         card_ids = tuple(manifest["card_ids"])
         if (
-            index.d != DIMENSION or len(counts) != len(card_ids) or (counts < 1).any()
-            or index.ntotal != int(counts.sum()) or vectors.shape != (index.ntotal, index.d)
+            vectors.ndim != 2 or vectors.shape[1] != DIMENSION or len(counts) != len(card_ids)
+            or (counts < 1).any() or vectors.shape[0] != int(counts.sum())
         ):
             raise IndexError_(
-                f"{index_dir}: the index holds {index.ntotal} rows of {index.d} dimensions, which "
-                f"does not fit the manifest's {len(card_ids)} cards; run `rag-k8s build-index --force`"
+                f"{index_dir}: the index holds vectors of shape {vectors.shape}, which does not "
+                f"fit the manifest's {len(card_ids)} cards; run `rag-k8s build-index --force`"
             )
         loaded = LoadedIndex(
-            faiss=index, card_ids=card_ids,
+            card_ids=card_ids,
             row_card=np.repeat(np.arange(len(card_ids), dtype=np.int64), counts),
             first_row=np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64),
             vectors=vectors, manifest=manifest, path=index_dir,
@@ -416,7 +492,7 @@ def stale_reason(loaded: LoadedIndex | None, corpus: Corpus) -> str | None:
     hashes = _card_hashes(corpus)
     ids = [c.id for c in corpus.cards]
     if list(loaded.card_ids) == ids and loaded.hashes == hashes:
-        return None
+        return _export_reason(loaded)
     added = sorted(set(ids) - set(loaded.card_ids))
     removed = sorted(set(loaded.card_ids) - set(ids))
     changed = sorted(cid for cid in set(ids) & set(loaded.card_ids)
@@ -424,6 +500,19 @@ def stale_reason(loaded: LoadedIndex | None, corpus: Corpus) -> str | None:
     parts = [f"{label} {', '.join(x[:3])}{' ...' if len(x) > 3 else ''}"
              for label, x in (("added", added), ("removed", removed), ("changed", changed)) if x]
     return "cards " + "; ".join(parts) if parts else "card order differs"
+
+
+def _export_reason(loaded: LoadedIndex) -> str | None:
+    """Why the ONNX export cannot embed queries for this index (None when it can)."""
+    from .embed import _read_export_manifest, export_dir, export_problem
+
+    problem = export_problem(loaded.path)
+    if problem is not None:
+        return problem
+    export = _read_export_manifest(export_dir(loaded.path)) or {}
+    if export.get("graph_sha256") != loaded.manifest.get("embedder"):
+        return "the cards were embedded by another ONNX export of the model"
+    return None
 
 
 # (index dir) -> (corpus, loaded index) last found fresh, so a warm call skips the hash comparison.

@@ -167,7 +167,56 @@ def run(settings: Settings | None = None, *, http: bool = False, port: int = 800
     # stdout belongs to the protocol: every diagnostic goes to stderr.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, force=True)
     server = build_server(settings)
-    if http:
-        server.run("streamable-http", host="127.0.0.1", port=port)
-    else:
-        server.run("stdio")
+    from . import execute
+
+    _stop_kubectl_on_signals()
+    try:
+        if http:
+            server.run("streamable-http", host="127.0.0.1", port=port)
+        else:
+            _stop_kubectl_when_stdin_closes()
+            server.run("stdio")
+    finally:
+        execute.shutdown("the MCP server is shutting down")  # waits for in-flight audit lines
+
+
+def _stop_kubectl_on_signals() -> None:
+    """SIGINT/SIGTERM/SIGHUP first stop the kubectl of calls in flight (they answer
+    `interrupted`, audited): the event loop would otherwise wait for their threads."""
+    import signal
+
+    from . import execute
+
+    def stop(signum: int, frame: Any) -> None:
+        execute.begin_shutdown(f"the MCP server is shutting down ({signal.Signals(signum).name})")
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+
+def _stop_kubectl_when_stdin_closes() -> None:
+    """Put a pipe in front of stdin, so that the client closing it stops the kubectl of calls in
+    flight before the transport sees the end (which would wait for them to finish)."""
+    import os
+    import threading
+
+    from . import execute
+
+    real_stdin = os.dup(0)
+    read_end, write_end = os.pipe()
+    os.dup2(read_end, 0)
+    os.close(read_end)
+
+    def pump() -> None:
+        try:
+            while chunk := os.read(real_stdin, 65536):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(write_end, view):]
+        except OSError:
+            pass
+        execute.begin_shutdown("the MCP client closed stdin")
+        os.close(write_end)
+
+    threading.Thread(target=pump, name="rag-k8s-stdin", daemon=True).start()

@@ -59,7 +59,9 @@ def test_build_writes_index_vectors_and_manifest(settings: Settings) -> None:
     assert manifest["rag_k8s_version"] == "0.1.0"
     assert manifest["built_at"].endswith("+00:00")
     names = sorted(p.name for p in settings.index_dir.iterdir())
-    assert names == sorted(["manifest.json", *manifest["files"].values()])  # no temp files left
+    # no temp files left; the ONNX export of the model lives in embedder/
+    assert names == sorted(["embedder", "manifest.json", *manifest["files"].values()])
+    assert manifest["runtime"] == "onnxruntime"
 
 
 def test_load_index_matches_manifest_and_is_cached(settings: Settings) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from rag_k8s.errors import ArgvError, RagK8sError
 from rag_k8s.kubectl_argv import (
-    _GLOBAL_FLAGS, _VERB_FLAGS, SERVER_DRY_RUN_VERBS, parse_argv, with_server_dry_run,
+    _GLOBAL_FLAGS, _VERB_FLAGS, SERVER_DRY_RUN_VERBS, VERBS, parse_argv, with_server_dry_run,
 )
 from rag_k8s.policy import is_mutating
 
@@ -189,8 +189,21 @@ def test_with_server_dry_run(cmd: str, expected: list[str] | None) -> None:
 
 
 def test_server_dry_run_verbs_are_the_mutating_verbs_with_a_dry_run_flag() -> None:
-    assert SERVER_DRY_RUN_VERBS == {"rollout undo", "scale", "set image", "autoscale", "cordon",
-                                    "uncordon", "drain", "delete"}
+    assert SERVER_DRY_RUN_VERBS == {
+        "rollout undo", "scale", "set image", "set env", "set resources", "autoscale", "label",
+        "annotate", "taint", "cordon", "uncordon", "drain", "create", "create namespace",
+        "create configmap", "create deployment", "create service clusterip",
+        "create service nodeport", "create service loadbalancer", "create job", "expose", "run",
+        "patch", "apply", "delete"}
+
+
+@pytest.mark.skipif(not PINNED_KUBECTL.exists(), reason="the pinned kubectl is not installed")
+@pytest.mark.parametrize("verb", sorted(v for v in VERBS if not VERBS[v].read_only))
+def test_server_dry_run_follows_the_pinned_kubectl_help(verb: str) -> None:
+    out = subprocess.run([str(PINNED_KUBECTL), *verb.split(), "--help"], capture_output=True,
+                         text=True, check=True, timeout=30).stdout
+    options = out.split("Options:", 1)[1] if "Options:" in out else ""
+    assert VERBS[verb].server_dry_run == ("--dry-run=" in options)
 
 
 @pytest.mark.parametrize(
@@ -222,6 +235,8 @@ def test_is_mutating_reads_the_parsed_verb(cmd: str, mutating: bool) -> None:
 def _help_flags(args: list[str]) -> tuple[set[str], set[str], set[str]]:
     out = subprocess.run([str(PINNED_KUBECTL), *args], capture_output=True, text=True,
                          check=True, timeout=30).stdout
+    if args != ["options"] and "Options:" not in out:
+        return set(), set(), set()  # `kubectl api-versions --help`: no options of its own
     body = out if args == ["options"] else out.split("Options:", 1)[1].split("Usage:", 1)[0]
     bools, values = set(), set()
     for short, long, default in re.findall(r"^\s+(?:-(\w), )?--([\w-]+)=(.*):$", body, re.M):

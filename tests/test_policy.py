@@ -12,6 +12,7 @@ from rag_k8s.cards import Card
 from rag_k8s.config import Settings
 from rag_k8s.errors import PolicyError
 from rag_k8s.policy import Decision, Policy, load_policy, validate
+from rag_k8s.vocab import INTENTS
 
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -48,8 +49,9 @@ def test_shipped_policy_holds_the_contract_defaults(org: Policy) -> None:
     assert org.max_replicas == 50
     assert org.secret_output_formats == {"name", "wide"}
     assert org.cluster_scoped == {
-        "node": {"get", "describe", "top", "cordon", "uncordon", "drain", "auth can-i"},
-        "namespace": {"get", "describe", "auth can-i"},
+        "node": {"get", "describe", "top", "cordon", "uncordon", "drain", "auth can-i", "label",
+                 "annotate", "taint"},
+        "namespace": {"get", "describe", "auth can-i", "create namespace"},
     }
     assert {"kubeconfig", "context", "cluster", "server", "token", "as", "as-group", "as-uid",
             "user", "username", "password", "insecure-skip-tls-verify", "certificate-authority",
@@ -87,9 +89,7 @@ def test_broken_policy_fixture_raises_policy_error_naming_file_line_and_problem(
     ("file", "text", "problem"),
     [
         ("namespaces.yaml", "version: 1\nnamespaces:\n  qa:\n    allow:\n      gett: [pod]\n",
-         "line 4: namespaces.qa.allow: 'gett' is not an intent (get, describe, logs, events, "
-         "diagnose, top, can-i, rollout-status, rollout-history, restart, scale, set-image, "
-         "rollback, autoscale, cordon, uncordon, drain, delete)"),
+         "line 4: namespaces.qa.allow: 'gett' is not an intent (" + ", ".join(INTENTS) + ")"),
         ("namespaces.yaml", "version: 1\nnamespaces:\n  qa:\n    allow:\n      get: [pods]\n",
          "line 4: namespaces.qa.allow: 'pods' is not a kind (deployment, pod, node, service, "
          "statefulset, daemonset, replicaset, job, cronjob, configmap, secret, namespace, event, "
@@ -106,9 +106,8 @@ def test_broken_policy_fixture_raises_policy_error_naming_file_line_and_problem(
         ("rbac-allowlist.yaml",
          "version: 1\nverbs:\n  exec: [pod]\ncluster_scoped: {}\nsecrets: {output_formats: []}\n"
          "forbidden_flags: []\nmax_replicas: 5\n",
-         "line 2: verbs: 'exec' is not a kubectl verb the agent knows (get, describe, logs, "
-         "events, top, auth can-i, rollout status, rollout history, rollout restart, rollout undo, "
-         "scale, set image, autoscale, cordon, uncordon, drain, delete)"),
+         "line 2: verbs: 'exec' is a verb rag-k8s never runs, whatever the policy says "
+         "(rag_k8s/verbs.py NEVER_RUN)"),
         ("rbac-allowlist.yaml",
          "version: 1\nverbs: {}\ncluster_scoped: {pod: [get]}\nsecrets: {output_formats: []}\n"
          "forbidden_flags: []\nmax_replicas: 5\n",
@@ -383,9 +382,11 @@ def test_replica_cap(org: Policy, cmd: str, decision: Decision) -> None:
         ("get clusterroles -n dev",
          refused("'clusterroles' is not a resource kind the org policy knows")),
         ("get -n dev", refused("kubectl get names no resource kind")),
-        ("rollout pause deployment/api -n dev",
-         refused("kubectl rollout pause is not on the RBAC allow-list", risk="high")),
-        ("version", refused("kubectl version is not on the RBAC allow-list", risk="high")),
+        ("rollout pause deployment/api -n prod",
+         refused("namespace 'prod' does not allow pause on deployment", risk="low")),
+        ("rollout pause statefulset/db -n dev",
+         refused("kubectl rollout pause on statefulset is not on the RBAC allow-list",
+                 risk="low")),
     ],
 )
 def test_anything_not_on_the_allow_lists_is_refused(
@@ -458,8 +459,9 @@ def _card_examples() -> list[tuple[str, list[str]]]:
     return out
 
 
-# The two cards whose commands the guardrails always refuse (CONTRACT §6.1, §6.2).
-REFUSED_CARDS = {"delete-pod", "delete-namespace"}
+# The cards whose commands the guardrails refuse by default (CONTRACT §6.1, §6.2; an unsafe
+# drain needs rbac-allowlist.yaml unsafe_drain: true).
+REFUSED_CARDS = {"delete-pod", "delete-namespace", "drain-node-force"}
 
 
 @pytest.mark.parametrize(("card_id", "argv"), _card_examples(),

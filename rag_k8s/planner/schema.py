@@ -48,6 +48,7 @@ def request_values(request: Request) -> dict[str, Any]:
                           ("resource", request.resource)) if v is not None
     }
     values.update(request.params)
+    values["timeout"] = request.timeout  # constraints.timeout: the bound of kubectl wait/drain
     return values
 
 
@@ -162,8 +163,9 @@ def card_rejects(card: Card, given: dict[str, Any]) -> str | None:
         if spec is None:
             if slot == "resource" and card.resource != "*":
                 continue  # the card's own kind, checked by card_matches
-            if slot == "namespace":
-                continue  # a cluster-scoped card: the namespace does not apply (as in template)
+            if slot in ("namespace", "timeout"):
+                continue  # a cluster-scoped card: the namespace does not apply (as in template);
+                # the request's timeout fills only the cards that take one
             return slot
         try:
             spec.check(slot, value)

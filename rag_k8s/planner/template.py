@@ -28,10 +28,12 @@ DEFAULT_KIND: dict[str, str] = {
     "restart": "deployment", "rollback": "deployment", "set-image": "deployment",
     "rollout-status": "deployment", "rollout-history": "deployment", "scale": "deployment",
     "autoscale": "deployment", "logs": "deployment", "diagnose": "deployment", "get": "pod",
-    "describe": "pod", "top": "pod",
+    "describe": "pod", "top": "pod", "set-env": "deployment", "set-resources": "deployment",
+    "pause": "deployment", "resume": "deployment", "expose": "deployment",
 }
 # Kinds these intents act on, whatever the text says (so nothing is guessed).
-ONLY_KIND: dict[str, str] = {"drain": "node", "cordon": "node", "uncordon": "node"}
+ONLY_KIND: dict[str, str] = {"drain": "node", "cordon": "node", "uncordon": "node",
+                             "taint": "node", "run": "pod"}
 
 RetrieveFn = Callable[..., list[Any]]
 
@@ -85,6 +87,8 @@ def resolve(
                                                ("namespace", request.namespace)) if v is not None}
     given.update(request.params)
     slots.update(given)
+    # Commands that wait (kubectl wait, drain --timeout) never outlast the request's own timeout.
+    slots["timeout"] = request.timeout
 
     if intent in ONLY_KIND:
         resource, explicit = ONLY_KIND[intent], True
@@ -93,6 +97,9 @@ def resolve(
     if intent == "delete" and resource is None:
         raise InvalidRequest("resource", "which kind of resource should be deleted? "
                                          "name it, e.g. 'delete pod web-1 in dev'")
+    if intent == "explain" and "field" not in slots and resource is not None:
+        slots["field"] = resource  # `explain deployment`: the kind is the path
+        explicit = True
     if intent == "can-i":
         explicit = True  # one card serves every kind; its `resource` slot says which
         if resource is not None:
@@ -123,6 +130,10 @@ def resolve(
     # Prefer cards that take every value the request gives (a `tail` points at the logs cards).
     fitting = [c for c in candidates if set(given) <= set(c.placeholders) | {"namespace", "name"}]
     candidates = fitting or candidates
+    # Of those, prefer cards whose required slots all have values (`top pods` is not the
+    # --sort-by card): a card that would have to ask is kept only when no other card can answer.
+    complete = [c for c in candidates if set(c.required_slots) <= set(slots)]
+    candidates = complete or candidates
     determined = explicit or len({c.resource for c in candidates}) == 1 and not guessed
 
     if len(candidates) == 1:
@@ -199,7 +210,8 @@ def _pick_by_retrieval(request: Request, ex: Extraction, resource: str | None, c
 
 def _validate_values(res: Resolution) -> None:
     """Values read from text pass the same schema as structured ones (names, images, ranges)."""
-    from_text = {k: v for k, v in res.slots.items() if k not in res.structured_fields}
+    from_text = {k: v for k, v in res.slots.items()
+                 if k not in res.structured_fields and k != "timeout"}
     payload: dict[str, Any] = {"query": "validate"}
     params = {k: v for k, v in from_text.items() if k not in ("name", "namespace", "resource")}
     for key in ("name", "namespace"):
