@@ -248,8 +248,10 @@ def test_undo_through_the_cli_with_an_id_prefix(e2e: E2E) -> None:
         "kubectl scale deployment/api -n staging --replicas=2 --current-replicas=5")
     e2e.monkeypatch.setenv("COLUMNS", "200")  # the whole table, not one folded to 80 columns
     tail = rag_k8s("audit", "tail", "-n", "3")
-    (row,) = [line for line in tail.stdout.splitlines() if op_id[:8] in line and "scale" in line]
-    assert " yes " in row
+    header, *rows = [line for line in tail.stdout.splitlines() if line.strip()]
+    assert header.split()[:5] == ["TIME", "STATUS", "NAMESPACE", "EXIT", "UNDO"]
+    (row,) = [line for line in rows if op_id[:8] in line and "scale" in line]
+    assert row.split()[5] == "yes"  # the time is two words
     proc = rag_k8s("undo", op_id[:8], "--yes", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "executed"
