@@ -483,7 +483,7 @@ def plan_command(
     json_input: JsonInputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the command that would run and the policy decision; never runs kubectl."""
+    """Show what would run and the policy decision; run nothing."""
     with _errors_to_exit():
         from . import daemon as tool  # the warm server's socket first, else in-process
 
@@ -564,7 +564,10 @@ def retrieve_command(
         if as_json:
             print(json.dumps([h.to_dict() for h in hits]))
             return
-        table = Table("card", "score", "snippet", title=f"cards for {query!r}")
+        table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))  # like `kubectl get`
+        table.add_column("CARD", no_wrap=True)
+        table.add_column("SCORE", no_wrap=True)
+        table.add_column("SNIPPET", overflow="fold")
         for h in hits:
             table.add_row(h.card_id, f"{h.score:.3f}", escape(h.snippet.splitlines()[0]
                                                                if h.snippet else ""))
@@ -579,7 +582,10 @@ def build_index_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-embed every card.")] = False,
 ) -> None:
-    """Embed the command cards into the FAISS index (incremental; a fresh index is a no-op)."""
+    """Embed the command cards into the index (incremental).
+
+    A fresh index is a no-op; --force re-embeds every card.
+    """
     from .index import build_index
 
     with _errors_to_exit():
@@ -598,7 +604,11 @@ def serve_command(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     preload: Annotated[bool, typer.Option("--preload", help="Load the embedder and the model at start-up.")] = False,
 ) -> None:
-    """Run the HTTP server (plan, k8s-exec, retrieve, and the k8sgpt customrest backend)."""
+    """Run the HTTP server (plan, k8s-exec, retrieve, k8sgpt).
+
+    Routes: /plan, /k8s-exec, /retrieve, /health, and /v1/completions (the k8sgpt customrest
+    backend).
+    """
     from .server import serve
 
     with _errors_to_exit():
@@ -621,7 +631,10 @@ def mcp_command(
     http: Annotated[bool, typer.Option("--http", help="Streamable HTTP on loopback instead of stdio.")] = False,
     port: Annotated[int, typer.Option(help="TCP port for --http.")] = 8001,
 ) -> None:
-    """Run the MCP server (tools plan, k8s_exec, retrieve) on stdio, or on HTTP with --http."""
+    """Run the MCP server on stdio (or HTTP with --http).
+
+    Tools: plan, k8s_exec, retrieve.
+    """
     from .mcp_server import run
 
     with _errors_to_exit():
@@ -782,7 +795,11 @@ def bench_command(
 
 @app.command("doctor")
 def doctor_command() -> None:
-    """Check kubectl, kubeconfig, index, model, policy and audit log; say how to fix each."""
+    """Check this machine and the cluster, and say how to fix them.
+
+    Checks kubectl, the kubeconfig, that the cluster answers, the index, the model, the policy
+    and the audit log. Exits 1 when a check fails.
+    """
     from .doctor import run_checks
 
     with _errors_to_exit():

@@ -106,6 +106,10 @@ def test_corpus_holds_at_least_140_cards(corpus: Corpus) -> None:
 
 @pytest.mark.parametrize("intent", sorted(set(INTENTS) - CARDLESS_INTENTS))
 def test_every_contract_intent_has_a_card(corpus: Corpus, intent: str) -> None:
+    from rag_k8s.vocab import CARDLESS_INTENTS
+
+    if intent in CARDLESS_INTENTS:
+        pytest.skip(f"{intent} is planned from the request's files, not from a card")
     assert corpus.matching(intent=intent), f"no card for intent {intent}"
 
 

@@ -102,7 +102,8 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("min-above-max", req(params={"min": 5, "max": 2}), "params.min"),
     # unknown keys
     ("key-shell", req(shell="id"), "shell"),
-    ("key-argv", req(argv=["kubectl", "delete", "ns", "prod"]), "argv"),
+    # argv is the argv door (CONTRACT §1): beside an intent it is invalid, naming the intent
+    ("key-argv", req(argv=["kubectl", "delete", "ns", "prod"]), "intent"),
     ("key-proto", req(__proto__={}), "__proto__"),
     ("params-command", req(params={"command": "id"}), "params.command"),
     ("params-kubeconfig", req(params={"kubeconfig": "/k"}), "params.kubeconfig"),
@@ -577,3 +578,78 @@ def test_config_yaml_malformations_name_file_line_and_key(
     with pytest.raises(ConfigError) as info:
         Settings.resolve()
     assert str(info.value) == f"{path}: {message}"
+
+
+def _mcp_raw_calls(arguments_json: list[str], expect: set[int]) -> dict[int, Any]:
+    """Call `k8s_exec` on a `rag-k8s mcp` stdio server with each raw JSON text as arguments
+    (ids 1, 2, ...), then a last call (`bogus: unknown field`); return the structured result of
+    each id answered once every id in `expect` and the last one are (calls run concurrently).
+
+    Raw JSON-RPC lines, not the `mcp` client: the client refuses to encode a lone surrogate, and
+    a hostile client would not. Fails after 300 s without the expected answers.
+    """
+    import os
+    import select
+    import subprocess
+    import sys
+    import time
+
+    import mcp_types
+
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith(("RAG_K8S_", "RECORDING_KUBECTL_", "HF_", "TRANSFORMERS_", "PATH"))}
+    last = len(arguments_json) + 1
+    lines = [
+        json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": mcp_types.LATEST_PROTOCOL_VERSION, "capabilities": {},
+            "clientInfo": {"name": "hostile", "version": "1"}}}),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    ]
+    for i, args in enumerate([*arguments_json, '{"intent":"get","bogus":1}'], start=1):
+        lines.append('{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":'
+                     '{"name":"k8s_exec","arguments":%s}}' % (i, args))
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "rag-k8s"), "mcp"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env)
+    assert proc.stdin is not None and proc.stdout is not None
+    answers: dict[int, Any] = {}
+    try:
+        for line in lines:
+            proc.stdin.write(line.encode() + b"\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 300
+        while not {*expect, last} <= set(answers):
+            ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+            assert ready, f"no answer in 300 s; answered: {sorted(answers)}"
+            message = json.loads(proc.stdout.readline())
+            if "id" in message and message["id"]:
+                answers[message["id"]] = message["result"]["structuredContent"]
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    return answers
+
+
+def test_mcp_door_refuses_json_unsafe_arguments_and_runs_nothing(recording_kubectl: Any) -> None:
+    """Over stdio, raw JSON-RPC. A lone surrogate escape never reaches rag-k8s: the mcp library's
+    JSON parser refuses the line and drops it (no answer, nothing runs, no audit line) and the
+    server goes on serving. 40-deep params and a null replica count are `invalid` and audited."""
+    from rag_k8s import audit
+    from rag_k8s.config import Settings
+
+    answers = _mcp_raw_calls(expect={2, 3}, arguments_json=[
+        '{"intent":"restart","resource":"deployment","namespace":"prod","name":"api",'
+        '"query":"\\ud800"}',
+        '{"intent":"get","resource":"pod","namespace":"dev","params":'
+        + '{"a":' * 40 + "1" + "}" * 40 + "}",
+        '{"intent":"scale","resource":"deployment","namespace":"dev","name":"api",'
+        '"params":{"replicas":null}}',
+    ])
+    assert sorted(answers) == [2, 3, 4]
+    assert [answers[i]["status"] for i in (2, 3, 4)] == ["invalid"] * 3
+    assert answers[2]["decision"]["reasons"] == ["params.a.a...: is nested more than 32 levels deep"]
+    assert answers[3]["decision"]["reasons"] == ["params.replicas: expected integer, got NoneType"]
+    assert recording_kubectl.calls == []
+    log = Settings.resolve().audit_log
+    assert [e["status"] for e in audit.tail(log)] == ["invalid"] * 3
+    assert audit.verify(log).ok
