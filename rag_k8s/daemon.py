@@ -32,6 +32,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
@@ -168,7 +169,10 @@ class SocketServer:
             if isinstance(request, dict) and request.get("op") == "ping":
                 _send(conn, self.answer(request))
                 return
-            _send(conn, self.worker.submit(self.answer, request).result())
+            started = time.perf_counter()
+            reply = self.worker.submit(self.answer, request).result()
+            reply["seconds"] = round(time.perf_counter() - started, 4)  # for the benchmark
+            _send(conn, reply)
 
     def answer(self, request: Any) -> dict[str, Any]:
         if not isinstance(request, dict) or request.get("v") != PROTOCOL:
@@ -315,7 +319,13 @@ def _connect(settings: Settings) -> socket.socket:
 
 
 def request(settings: Settings, op: str, *, side_effects: bool, **args: Any) -> Any:
-    """Send one request; its result, or raise ServerGone (run in-process) or the server's error.
+    return timed_request(settings, op, side_effects=side_effects, **args)[0]
+
+
+def timed_request(settings: Settings, op: str, *, side_effects: bool,
+                  **args: Any) -> tuple[Any, float | None]:
+    """Send one request: (its result, the server's seconds on it), or raise ServerGone (run
+    in-process) or the server's error.
 
     `side_effects`: once an `exec` request has been sent, a lost connection is an error, never a
     reason to run the command a second time in-process.
@@ -336,7 +346,7 @@ def request(settings: Settings, op: str, *, side_effects: bool, **args: Any) -> 
     if not isinstance(reply, dict):
         raise ServerGone("a reply that is not an object")
     if reply.get("ok"):
-        return reply.get("result")
+        return reply.get("result"), reply.get("seconds")
     if "refused" in reply:
         raise ServerGone(str(reply["refused"]))
     raise _rebuilt_error(reply.get("error") or {})
