@@ -176,7 +176,12 @@ def resolve(
             # "list every pod" never gains columns nobody asked for.
             scores = {s_["card_id"]: s_["score"] for s_ in sources}
             own = set(ex.params) & (set(card.placeholders) - set(plain.placeholders))
-            if not own and scores.get(card.id, 0.0) < scores.get(plain.id, 0.0) + VARIANT_MARGIN:
+            # The variant's id names what it adds (get-pod-images, diagnose-pod-crashloop): words
+            # that say it ("crashlooping", "labels") are evidence for it.
+            extra = card.id.removeprefix(plain.id + "-").split("-")
+            said = any(len(w) >= 4 and w[:5] in (request.query or "").lower() for w in extra)
+            if not own and not said and \
+                    scores.get(card.id, 0.0) < scores.get(plain.id, 0.0) + VARIANT_MARGIN:
                 card = plain
                 how = f"the plain {intent} card for {card.resource} (retrieval's first, " \
                       f"{sources[0]['card_id']}, was not clearly asked for)"
