@@ -41,7 +41,9 @@ EXEC_DESCRIPTION = (
     "Plan, check and run one kubectl command. Medium/high risk actions return "
     "status needs_confirmation unless constraints.confirm is true: show the command to the user and "
     "ask before confirming. constraints.dryRun previews without changing the cluster. Returns the "
-    "rag-k8s result with the kubectl output in execution."
+    "rag-k8s result with the kubectl output in execution. intent diagnose runs a read-only "
+    "runbook and returns `findings` (worst first: severity, reason, summary, quoted evidence, "
+    "and a suggested action already judged by the policy, never run)."
 )
 KUBECTL_DESCRIPTION = (
     "Run one exact kubectl command, given as an argv list starting with \"kubectl\" (the argv "

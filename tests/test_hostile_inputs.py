@@ -193,7 +193,8 @@ MALICIOUS_ARGV: list[tuple[str, Any, str]] = [
     ("none-element", ["kubectl", "get", None], "the command must be a non-empty list of strings"),
     ("dict-argv", {"argv": ["kubectl"]}, "the command must be a non-empty list of strings"),
     ("exec-shell", ["kubectl", "exec", "api-0", "-n", "dev", "--", "sh", "-c", "id"],
-     "kubectl exec is refused: it is not on any allow-list"),
+     "kubectl exec is never run through rag-k8s: it opens a shell or runs a command inside a "
+     "container, which no allow-list can judge; run it yourself if you mean to"),
     ("force-delete", ["kubectl", "delete", "job/x", "-n", "dev", "--force", "--grace-period=0"],
      "--force is refused: it skips graceful deletion and safety checks"),
     ("client-dry-run-lie", ["kubectl", "delete", "job/x", "-n", "dev", "--dry-run=client"],
@@ -416,12 +417,19 @@ def test_an_exception_after_kubectl_ran_still_leaves_its_audit_line(
         def to_dict(self) -> dict[str, Any]:
             return dict(self.inner.to_dict())
 
-    monkeypatch.setattr(tool.execute, "run", lambda *a, **k: Exploding(real_run(*a, **k)))
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    def run(argv: list[str], **kwargs: Any) -> Any:
+        outcome = real_run(argv, **kwargs)  # undo's capture reads pass through untouched
+        return Exploding(outcome) if argv[1:3] == ["rollout", "restart"] else outcome
+
+    monkeypatch.setattr(tool.execute, "run", run)
     recording_kubectl.respond(stdout="deployment.apps/api restarted\n")
     request = {"intent": "restart", "resource": "deployment", "namespace": "prod", "name": "api"}
     with pytest.raises(RuntimeError, match="disk on fire"):
         k8s_exec(request)
-    assert recording_kubectl.calls == [["rollout", "restart", "deployment/api", "-n", "prod"]]
+    assert recording_kubectl.commands == [["rollout", "restart", "deployment/api", "-n", "prod"]]
     log = Settings.resolve().audit_log
     [entry] = audit.tail(log)
     assert entry["status"] == "error"
@@ -577,3 +585,81 @@ def test_config_yaml_malformations_name_file_line_and_key(
     with pytest.raises(ConfigError) as info:
         Settings.resolve()
     assert str(info.value) == f"{path}: {message}"
+
+
+def _mcp_raw_calls(arguments_json: list[str], expect: set[int]) -> dict[int, Any]:
+    """Call `k8s_exec` on a `rag-k8s mcp` stdio server with each raw JSON text as arguments
+    (ids 1, 2, ...), then a last call (`bogus: unknown field`); return the structured result of
+    each id answered once every id in `expect` and the last one are (calls run concurrently).
+
+    Raw JSON-RPC lines, not the `mcp` client: the client refuses to encode a lone surrogate, and
+    a hostile client would not. Fails after 300 s without the expected answers.
+    """
+    import os
+    import select
+    import subprocess
+    import sys
+    import time
+
+    import mcp_types
+
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith(("RAG_K8S_", "RECORDING_KUBECTL_", "HF_", "TRANSFORMERS_", "PATH"))}
+    last = len(arguments_json) + 1
+    lines = [
+        json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": mcp_types.LATEST_PROTOCOL_VERSION, "capabilities": {},
+            "clientInfo": {"name": "hostile", "version": "1"}}}),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    ]
+    for i, args in enumerate([*arguments_json, '{"intent":"get","bogus":1}'], start=1):
+        lines.append('{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":'
+                     '{"name":"k8s_exec","arguments":%s}}' % (i, args))
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "rag-k8s"), "mcp"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env)
+    assert proc.stdin is not None and proc.stdout is not None
+    answers: dict[int, Any] = {}
+    deadline = time.monotonic() + 300
+    try:
+        for index, line in enumerate(lines):
+            number = 0 if index == 0 else index - 1 if index > 1 else -1  # the JSON-RPC id
+            proc.stdin.write(line.encode() + b"\n")
+            proc.stdin.flush()
+            # One call at a time: wait for each answer that should come before the next call.
+            while number in {0, *expect, last} and number not in answers:
+                ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+                assert ready, f"no answer in 300 s; answered: {sorted(answers)}"
+                message = json.loads(proc.stdout.readline())
+                if "id" in message:
+                    answers[message["id"]] = message.get("result", {}).get("structuredContent")
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    answers.pop(0, None)  # initialize
+    return answers
+
+
+def test_mcp_door_refuses_json_unsafe_arguments_and_runs_nothing(recording_kubectl: Any) -> None:
+    """Over stdio, raw JSON-RPC. A lone surrogate escape never reaches rag-k8s: the mcp library's
+    JSON parser refuses the line and drops it (no answer, nothing runs, no audit line) and the
+    server goes on serving. 40-deep params and a null replica count are `invalid` and audited."""
+    from rag_k8s import audit
+    from rag_k8s.config import Settings
+
+    answers = _mcp_raw_calls(expect={2, 3}, arguments_json=[
+        '{"intent":"restart","resource":"deployment","namespace":"prod","name":"api",'
+        '"query":"\\ud800"}',
+        '{"intent":"get","resource":"pod","namespace":"dev","params":'
+        + '{"a":' * 40 + "1" + "}" * 40 + "}",
+        '{"intent":"scale","resource":"deployment","namespace":"dev","name":"api",'
+        '"params":{"replicas":null}}',
+    ])
+    assert sorted(answers) == [2, 3, 4]
+    assert [answers[i]["status"] for i in (2, 3, 4)] == ["invalid"] * 3
+    assert answers[2]["decision"]["reasons"] == ["params.a.a...: is nested more than 32 levels deep"]
+    assert answers[3]["decision"]["reasons"] == ["params.replicas: expected integer, got NoneType"]
+    assert recording_kubectl.calls == []
+    log = Settings.resolve().audit_log
+    assert [e["status"] for e in audit.tail(log)] == ["invalid"] * 3
+    assert audit.verify(log).ok
