@@ -687,6 +687,12 @@ AUDIT_COLUMNS = ("time", "status", "namespace", "exit", "undo", "intent", "durat
 COMMAND_MIN_WIDTH = 24
 
 
+def _undo_mark(e: dict[str, Any]) -> str:
+    from .audit import undo_mark
+
+    return undo_mark(e)
+
+
 def _audit_cells(e: dict[str, Any]) -> dict[str, str]:
     duration = e.get("duration")
     return {
@@ -697,7 +703,7 @@ def _audit_cells(e: dict[str, Any]) -> dict[str, str]:
         "intent": str(e.get("intent") or ""),
         "duration": f"{duration:.2f}s" if isinstance(duration, (int, float)) else "",
         "operation": str(e.get("operation_id") or "")[:8],
-        "undo": _undo_mark(e),
+        "undo": _undo_mark(e),  # `rag-k8s undo` can take it back: yes / no
         # A refusal has no command to show when nothing was planned: show why instead.
         "command": str(e.get("command") or "; ".join(str(r) for r in e.get("reasons") or [])),
     }
@@ -726,7 +732,11 @@ def audit_table(entries: list[dict[str, Any]], width: int) -> Table:
     """The `audit tail` table, laid out like `kubectl get` (no borders) within `width` columns."""
 
     rows = [_audit_cells(e) for e in entries]
-    kept = fit_columns(AUDIT_COLUMNS, rows, width)
+    names = AUDIT_COLUMNS
+    if any(r["undo"] for r in rows):  # only when a changing command is among the entries
+        at = AUDIT_COLUMNS.index("exit") + 1
+        names = (*AUDIT_COLUMNS[:at], "undo", *AUDIT_COLUMNS[at:])
+    kept = fit_columns(names, rows, width)
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0),
                   show_edge=False, title=None, collapse_padding=True)
     for name in kept:
