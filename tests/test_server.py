@@ -384,7 +384,7 @@ def test_real_server_with_a_token_answers_401_without_it(
     ("payload", "field", "message"),
     [
         ({"intent": "restart", "resource": "deployment", "namespace": "prod"}, "name",
-         "name: which deployment? give its name"),
+         "name: which deployment? give its name (card restart-deployment)"),
         ({"intent": "scale", "resource": "deployment", "namespace": "staging", "name": "api"},
          "params.replicas", None),
     ],
