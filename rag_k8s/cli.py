@@ -682,7 +682,8 @@ def audit_tail(
 
 # Columns of `audit tail`, most important first: narrow terminals drop from the end of this list;
 # the command (or, when nothing was planned, the reason) is never dropped and folds instead.
-AUDIT_COLUMNS = ("time", "status", "namespace", "exit", "intent", "duration", "operation")
+AUDIT_COLUMNS = ("time", "status", "namespace", "exit", "undo", "intent", "duration",
+                 "operation")
 COMMAND_MIN_WIDTH = 24
 
 
@@ -708,12 +709,20 @@ def _audit_cells(e: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _undo_mark(e: dict[str, Any]) -> str:
+    """`yes` when `rag-k8s undo` can take the operation back, `no` when it recorded why not."""
+    from . import audit
+
+    mark = getattr(audit, "undo_mark", None)
+    return str(mark(e)) if mark is not None else ""
+
+
 def fit_columns(names: tuple[str, ...], rows: list[dict[str, str]], width: int,
                 gap: int = 2, last_min: int = COMMAND_MIN_WIDTH) -> list[str]:
     """The columns of `names` (in priority order) that fit `width` beside a last column of at
-    least `last_min` characters, dropping the least important first."""
+    least `last_min` characters: empty columns are left out, then the least important."""
     natural = {n: max([len(n), *(len(r[n]) for r in rows)]) for n in names}
-    kept = list(names)
+    kept = [n for n in names if any(r[n] for r in rows)]  # a column with nothing in it goes first
     while kept and sum(natural[n] for n in kept) + gap * len(kept) + last_min > width:
         kept.pop()
     return kept

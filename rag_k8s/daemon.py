@@ -32,6 +32,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
@@ -169,6 +170,7 @@ class SocketServer:
                 _send(conn, self.answer(request))
                 return
             worker: dict[str, int] = {}
+            started = time.perf_counter()
 
             def job() -> dict[str, Any]:
                 worker["thread"] = threading.get_ident()
@@ -177,7 +179,9 @@ class SocketServer:
             future = self.worker.submit(job)
             _stop_kubectl_when_client_leaves(conn, future, worker)
             try:
-                _send(conn, future.result())
+                reply = future.result()
+                reply["seconds"] = round(time.perf_counter() - started, 4)  # for the benchmark
+                _send(conn, reply)
             except OSError:
                 pass  # the client is gone; the operation is audited all the same
 
@@ -352,7 +356,13 @@ def _connect(settings: Settings) -> socket.socket:
 
 
 def request(settings: Settings, op: str, *, side_effects: bool, **args: Any) -> Any:
-    """Send one request; its result, or raise ServerGone (run in-process) or the server's error.
+    return timed_request(settings, op, side_effects=side_effects, **args)[0]
+
+
+def timed_request(settings: Settings, op: str, *, side_effects: bool,
+                  **args: Any) -> tuple[Any, float | None]:
+    """Send one request: (its result, the server's seconds on it), or raise ServerGone (run
+    in-process) or the server's error.
 
     `side_effects`: once an `exec` request has been sent, a lost connection is an error, never a
     reason to run the command a second time in-process.
@@ -385,7 +395,7 @@ def request(settings: Settings, op: str, *, side_effects: bool, **args: Any) -> 
     if not isinstance(reply, dict):
         raise ServerGone("a reply that is not an object")
     if reply.get("ok"):
-        return reply.get("result")
+        return reply.get("result"), reply.get("seconds")
     if "refused" in reply:
         raise ServerGone(str(reply["refused"]))
     raise _rebuilt_error(reply.get("error") or {})

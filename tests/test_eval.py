@@ -71,7 +71,8 @@ def test_template_planner_gets_every_refusal_and_confirmation_right(
 
 def test_template_run_uses_no_model(template_report: EvalReport) -> None:
     # `none`: cases that stop before a plan exists (invalid, no_match).
-    assert set(template_report.planner_counts()) <= {"template", "none"}
+    # `argv`: cases sent through the argv door (no planner at all).
+    assert set(template_report.planner_counts()) <= {"template", "none", "argv"}
 
 
 def test_report_dict_and_rendering(template_report: EvalReport) -> None:

@@ -417,12 +417,19 @@ def test_an_exception_after_kubectl_ran_still_leaves_its_audit_line(
         def to_dict(self) -> dict[str, Any]:
             return dict(self.inner.to_dict())
 
-    monkeypatch.setattr(tool.execute, "run", lambda *a, **k: Exploding(real_run(*a, **k)))
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    def run(argv: list[str], **kwargs: Any) -> Any:
+        outcome = real_run(argv, **kwargs)  # undo's capture reads pass through untouched
+        return Exploding(outcome) if argv[1:3] == ["rollout", "restart"] else outcome
+
+    monkeypatch.setattr(tool.execute, "run", run)
     recording_kubectl.respond(stdout="deployment.apps/api restarted\n")
     request = {"intent": "restart", "resource": "deployment", "namespace": "prod", "name": "api"}
     with pytest.raises(RuntimeError, match="disk on fire"):
         k8s_exec(request)
-    assert recording_kubectl.calls == [["rollout", "restart", "deployment/api", "-n", "prod"]]
+    assert recording_kubectl.commands == [["rollout", "restart", "deployment/api", "-n", "prod"]]
     log = Settings.resolve().audit_log
     [entry] = audit.tail(log)
     assert entry["status"] == "error"
@@ -613,20 +620,23 @@ def _mcp_raw_calls(arguments_json: list[str], expect: set[int]) -> dict[int, Any
                             stderr=subprocess.DEVNULL, env=env)
     assert proc.stdin is not None and proc.stdout is not None
     answers: dict[int, Any] = {}
+    deadline = time.monotonic() + 300
     try:
-        for line in lines:
+        for index, line in enumerate(lines):
+            number = 0 if index == 0 else index - 1 if index > 1 else -1  # the JSON-RPC id
             proc.stdin.write(line.encode() + b"\n")
-        proc.stdin.flush()
-        deadline = time.monotonic() + 300
-        while not {*expect, last} <= set(answers):
-            ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
-            assert ready, f"no answer in 300 s; answered: {sorted(answers)}"
-            message = json.loads(proc.stdout.readline())
-            if "id" in message and message["id"]:
-                answers[message["id"]] = message["result"]["structuredContent"]
+            proc.stdin.flush()
+            # One call at a time: wait for each answer that should come before the next call.
+            while number in {0, *expect, last} and number not in answers:
+                ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+                assert ready, f"no answer in 300 s; answered: {sorted(answers)}"
+                message = json.loads(proc.stdout.readline())
+                if "id" in message:
+                    answers[message["id"]] = message.get("result", {}).get("structuredContent")
     finally:
         proc.stdin.close()
         proc.wait(timeout=60)
+    answers.pop(0, None)  # initialize
     return answers
 
 

@@ -67,6 +67,7 @@ def make_plan(request: Request, *, settings: Settings, corpus: Corpus) -> Plan:
     free_text = ex is not None and request.intent is None
     if free_text:
         assert ex is not None
+        ex = faithful.bind_options(ex, corpus)
         faithful.check_request(request, ex, corpus, _policy_namespaces(settings))
     plan = _plan(request, settings=settings, corpus=corpus, extraction=ex)
     if free_text:

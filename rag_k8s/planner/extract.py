@@ -204,7 +204,7 @@ diagnose troubleshoot debug check see view find tell take make create add allowe
 exist exists existing available deployed defined configured look looks like mark put bring go
 let lets give want need help whole entire right-now currently
 able permission permissions access rights happened wrong between target schedulable
-unschedulable scheduling keep keeps going going-on sure quickly safely safe right
+unschedulable scheduling keep keeps going going-on sure quickly safely safe right off onto
 """.split())
 
 
@@ -398,6 +398,53 @@ def _read_intent(r: _Reading) -> None:
             break
         if r.intent:
             break
+
+
+def _read_pairs(r: _Reading) -> None:
+    """The key=value pairs and `key-` removals of label, annotate, set-env and taint, read before
+    the looser value readers could take them for a selector or an image."""
+    kv = r"([A-Za-z0-9][\w./-]*)=([\w./:@-]*)"
+    if r.intent in ("label", "annotate"):
+        slot = "labels" if r.intent == "label" else "annotations"
+        # The removal words may be the intent's own span ("remove the label"): read the key after
+        # them from the whole text, and take only the key.
+        remove = re.compile(r"\b(?:remove|delete|drop|strip|unset|take)\s+(?:the\s+)?(?:label|annotation)s?"
+                            r"\s+([A-Za-z0-9][\w./-]*)(?![\w=/-])|(?<![\w-])([A-Za-z0-9][\w./]*)-(?![\w-])")
+        for m in remove.finditer(r.s.text):
+            g = 1 if m.group(1) else 2
+            key = m.group(g)
+            if key.lower() in STOPWORDS or not r.s.free(*m.span(g)):
+                continue
+            r.params.setdefault("remove_" + slot, []).append(key)
+            r.s.take(*m.span(g))
+        if "remove_" + slot not in r.params:
+            for m in r.s.matches(_B + kv + _E):
+                r.params.setdefault(slot, {})[m.group(1)] = m.group(2)
+                r.s.take(*m.span())
+    elif r.intent == "set-env":
+        remove = re.compile(r"\b(?:remove|delete|drop|unset)\s+(?:the\s+)?(?:env(?:ironment)?[\s-]*"
+                            r"var(?:iable)?s?\s+)?([A-Z_][A-Z0-9_]*)\b|(?<![\w-])([A-Z_][A-Z0-9_]*)-(?![\w-])")
+        for m in remove.finditer(r.s.text):
+            g = 1 if m.group(1) else 2
+            if r.s.free(*m.span(g)):
+                r.params.setdefault("remove_env", []).append(m.group(g))
+                r.s.take(*m.span(g))
+        if "remove_env" not in r.params:
+            for m in r.s.matches(_B + r"([A-Za-z_][A-Za-z0-9_]*)=(\S*?)" + r"(?=[\s,]|$)"):
+                r.params.setdefault("env", {})[m.group(1)] = m.group(2)
+                r.s.take(*m.span())
+    elif r.intent == "taint":
+        taint = r"([A-Za-z0-9][\w./-]*(?:=[\w.-]*)?:(?:NoSchedule|PreferNoSchedule|NoExecute))"
+        m = r.s.first(_B + taint + r"-(?![\w-])") or (
+            r.s.first(_B + taint + _E) if r.s.first(r"\b(?:remove|delete|drop|take|untaint)\b") else None)
+        if m:
+            r.params["remove_taint"] = m.group(1)
+            r.s.take(*m.span())
+        else:
+            m = r.s.first(_B + taint + _E)
+            if m:
+                r.params["taint"] = m.group(1)
+                r.s.take(*m.span())
 
 
 def _read_numbers(r: _Reading) -> None:
@@ -595,7 +642,7 @@ def _settle_kind(r: _Reading) -> None:
         r.explicit = True  # the one can-i card covers every kind
 
 
-_STAGES = (_read_flags, _read_kind_slash, _read_intent, _read_numbers, _read_values,
+_STAGES = (_read_flags, _read_kind_slash, _read_intent, _read_pairs, _read_numbers, _read_values,
            _read_replicas, _read_namespace, _read_kinds_and_name, _read_bare_name, _settle_kind)
 
 

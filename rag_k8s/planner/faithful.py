@@ -320,7 +320,12 @@ def check_request(request: Request, ex: Extraction, corpus: Corpus,
                 ex.name, ex.namespace):
             raise NoMatch(f"no command card acts on {_other_kind(word) or word} "
                           f"({_quote(word)}); nothing was planned")
+    intent_cards = (corpus.matching(ex.intent, ex.resource if ex.resource_explicit else None)
+                    or corpus.matching(ex.intent)) if ex.intent else []
     for rx, part in _leftovers(ex, _NEVER_READ):
+        flag = option_flag(part) if rx in (_FLAG, OPTION_RE) else None
+        if flag and any(_card_has(c, flag) for c in intent_cards):
+            continue  # a card of this intent carries the flag (drain-node-force): planning picks it
         if rx is OTHER_KIND_RE:
             kind = _other_kind(part) or part
             raise NoMatch(f"no command card acts on {kind} ({_quote(part)}); nothing was planned")
@@ -430,6 +435,99 @@ def _leftovers(ex: Extraction, classes: tuple[re.Pattern[str], ...] = _ALL_PARTS
     return [(rx, w) for _, rx, w in parts]
 
 
+_OPTION_SPELLING = {"forcefully": "force", "timestamp": "timestamps", "prefixed": "prefix",
+                    "sorted": "sort-by", "sort": "sort-by", "overwriting": "overwrite",
+                    "streaming": "follow", "stream": "follow", "keep-streaming": "follow",
+                    "continuously": "follow", "every-namespace": "all-namespaces"}
+
+
+def option_flag(part: str) -> str | None:
+    """The kubectl flag a flag or option word of the words stands for ("all containers" ->
+    --all-containers), or None for other parts."""
+    if part.startswith("-"):
+        return part.split("=", 1)[0]
+    if OPTION_RE.fullmatch(part):
+        word = re.sub(r"[\s-]+", "-", part.lower())
+        return "--" + _OPTION_SPELLING.get(word, word)
+    return None
+
+
+def honoured_flags(ex: Extraction) -> set[str]:
+    """The kubectl flags the words ask for that no stage read (a card may carry them fixed)."""
+    flags = {option_flag(part) for rx, part in _leftovers(ex, (_FLAG, OPTION_RE))}
+    return {f for f in flags if f}
+
+
+_SECONDS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60,
+            "minute": 60, "minutes": 60, "h": 3600, "hour": 3600, "hours": 3600}
+# A value read for one slot that the cards of the intent name another way.
+_SLOT_ALIASES = {"selector": "pod_selector"}
+
+
+def bind_options(ex: Extraction, corpus: Corpus) -> Extraction:
+    """The extraction with the kubectl options the words name bound to the slots of the intent's
+    cards that take them: `--force` / "force" -> force=true, "grace period of 0" -> grace_period,
+    `--timeout=5m` -> timeout=300 where a card has such a slot. Unbound options stay unread (and
+    are refused by name)."""
+    if ex.intent is None:
+        return ex
+    cards = corpus.matching(ex.intent, ex.resource if ex.resource_explicit else None) or \
+        corpus.matching(ex.intent)
+    specs = {slot: spec for c in cards for slot, spec in c.placeholders.items()}
+    params = dict(ex.params)
+    taken: list[tuple[int, int]] = []
+    for offset, chunk in ex.unread_text():
+        for rx in (_FLAG, OPTION_RE):
+            for m in rx.finditer(chunk):
+                flag = option_flag(m.group(0))
+                slot = flag[2:].replace("-", "_") if flag else None
+                spec = specs.get(slot) if slot else None
+                if spec is None or slot in params:
+                    continue
+                given = m.group(0).split("=", 1)[1] if "=" in m.group(0) else None
+                end = m.end()
+                if given is None and spec.type != "bool":
+                    after = re.match(r"\s*(?:of\s+|to\s+|=\s*)?(\d+)\s*([a-z]+)?", chunk[m.end():])
+                    if after:
+                        given = after.group(1) + (after.group(2) or "")
+                        end = m.end() + after.end()
+                value: Any
+                if spec.type == "bool":
+                    value = (given or "true").lower() not in ("false", "0", "no")
+                elif spec.type == "int" and given is not None:
+                    q = re.fullmatch(r"(\d+)\s*([a-z]*)", given.lower())
+                    if not q or (q.group(2) and q.group(2) not in _SECONDS):
+                        continue
+                    value = int(q.group(1)) * (_SECONDS.get(q.group(2), 1) if slot in (
+                        "timeout", "grace_period") else 1)
+                elif given:
+                    value = given
+                else:
+                    continue
+                params[slot] = value
+                taken.append((offset + m.start(), offset + end))
+    for src, dst in _SLOT_ALIASES.items():
+        if src in params and dst in specs and src not in specs:
+            params[dst] = params.pop(src)
+    if params == ex.params:
+        return ex
+    unread = []
+    for a, b in ex.unread:
+        cuts = sorted((max(a, x), min(b, y)) for x, y in taken if x < b and a < y)
+        pos = a
+        for x, y in cuts:
+            if pos < x:
+                unread.append((pos, x))
+            pos = max(pos, y)
+        if pos < b:
+            unread.append((pos, b))
+    return replace(ex, params=params, unread=tuple(unread))
+
+
+def _card_has(card: Card, flag: str) -> bool:
+    return re.search(r"(?<![\w-])" + re.escape(flag) + r"(?![\w-])", card.command_template) is not None
+
+
 def _cards_phrase(ex: Extraction, corpus: Corpus) -> str:
     """"drain-node does not" / "logs-pod, logs-deployment do not" / "no command card does not"."""
     if ex.intent is None:
@@ -486,12 +584,18 @@ def check_plan(request: Request, ex: Extraction, plan: Plan, corpus: Corpus) -> 
                                  f"plan {_quote(str(plan.slots[slot]))}; nothing was planned")
         raise InvalidRequest(_field(slot), f"cannot honour {slot} {_quote(str(value))}: "
                              f"{card.id} does not take it (it takes: {takes})")
-    for _, part in _leftovers(ex):
+    argv_flags = {a.split("=", 1)[0] for a in plan.argv}
+    for rx, part in _leftovers(ex):
         if any(_same(part, v) for v in plan.slots.values()):
             continue
+        flag = option_flag(part) if rx in (_FLAG, OPTION_RE) else None
+        if flag and flag in argv_flags and (not part.startswith("-") or part in plan.argv
+                                             or "=" not in part):
+            continue  # the card carries it ("--force" on drain-node-force)
         raise InvalidRequest("query", f"cannot honour {_quote(part)}: {card.id} has no slot for it "
                              f"(it takes: {takes}); nothing was planned")
     if ex.resource_explicit and ex.resource and card.resource not in (ex.resource, "*") and \
+            card.intent not in ("drain", "cordon", "uncordon") and \
             card.resource not in ex.kinds and \
             not (card.intent == "events" and ex.resource in ("event",)) and \
             ex.resource not in ("event",):

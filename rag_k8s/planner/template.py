@@ -143,6 +143,17 @@ def resolve(
         read = set(ex.params) - {"resource"}
         honouring = [c for c in candidates if read <= set(c.placeholders)]
         candidates = honouring or candidates
+        # A flag the words ask for that a card carries fixed ("drain node-3 --force" is
+        # drain-node-force); without such words, the cards that add no flag of their own win.
+        from .faithful import honoured_flags
+
+        wanted = honoured_flags(ex)
+        # Only a card that can then plan (its required slots filled): else the plain card's plan
+        # is refused by name ("cannot honour "prefix"") rather than a question about a selector.
+        carrying = [c for c in candidates if all(f in c.command_template for f in wanted)
+                    and set(c.required_slots) <= set(slots)]
+        if wanted and carrying:
+            candidates = carrying
     # Of those, prefer cards whose required slots all have values (`top pods` is not the
     # --sort-by card): a card that would have to ask is kept only when no other card can answer.
     complete = [c for c in candidates if set(c.required_slots) <= set(slots)]
