@@ -483,7 +483,7 @@ def plan_command(
     json_input: JsonInputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the command that would run and the policy decision; never runs kubectl."""
+    """Show what would run and the policy decision; run nothing."""
     with _errors_to_exit():
         from . import daemon as tool  # the warm server's socket first, else in-process
 
@@ -564,7 +564,10 @@ def retrieve_command(
         if as_json:
             print(json.dumps([h.to_dict() for h in hits]))
             return
-        table = Table("card", "score", "snippet", title=f"cards for {query!r}")
+        table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))  # like `kubectl get`
+        table.add_column("CARD", no_wrap=True)
+        table.add_column("SCORE", no_wrap=True)
+        table.add_column("SNIPPET", overflow="fold")
         for h in hits:
             table.add_row(h.card_id, f"{h.score:.3f}", escape(h.snippet.splitlines()[0]
                                                                if h.snippet else ""))
@@ -579,7 +582,10 @@ def build_index_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-embed every card.")] = False,
 ) -> None:
-    """Embed the command cards into the FAISS index (incremental; a fresh index is a no-op)."""
+    """Embed the command cards into the index (incremental).
+
+    A fresh index is a no-op; --force re-embeds every card.
+    """
     from .index import build_index
 
     with _errors_to_exit():
@@ -598,7 +604,11 @@ def serve_command(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     preload: Annotated[bool, typer.Option("--preload", help="Load the embedder and the model at start-up.")] = False,
 ) -> None:
-    """Run the HTTP server (plan, k8s-exec, retrieve, and the k8sgpt customrest backend)."""
+    """Run the HTTP server (plan, k8s-exec, retrieve, k8sgpt).
+
+    Routes: /plan, /k8s-exec, /retrieve, /health, and /v1/completions (the k8sgpt customrest
+    backend).
+    """
     from .server import serve
 
     with _errors_to_exit():
@@ -621,7 +631,10 @@ def mcp_command(
     http: Annotated[bool, typer.Option("--http", help="Streamable HTTP on loopback instead of stdio.")] = False,
     port: Annotated[int, typer.Option(help="TCP port for --http.")] = 8001,
 ) -> None:
-    """Run the MCP server (tools plan, k8s_exec, retrieve) on stdio, or on HTTP with --http."""
+    """Run the MCP server on stdio (or HTTP with --http).
+
+    Tools: plan, k8s_exec, retrieve.
+    """
     from .mcp_server import run
 
     with _errors_to_exit():
@@ -669,8 +682,15 @@ def audit_tail(
 
 # Columns of `audit tail`, most important first: narrow terminals drop from the end of this list;
 # the command (or, when nothing was planned, the reason) is never dropped and folds instead.
-AUDIT_COLUMNS = ("time", "status", "namespace", "exit", "intent", "duration", "operation")
+AUDIT_COLUMNS = ("time", "status", "namespace", "exit", "undo", "intent", "duration",
+                 "operation")
 COMMAND_MIN_WIDTH = 24
+
+
+def _undo_mark(e: dict[str, Any]) -> str:
+    from .audit import undo_mark
+
+    return undo_mark(e)
 
 
 def _audit_cells(e: dict[str, Any]) -> dict[str, str]:
@@ -683,17 +703,26 @@ def _audit_cells(e: dict[str, Any]) -> dict[str, str]:
         "intent": str(e.get("intent") or ""),
         "duration": f"{duration:.2f}s" if isinstance(duration, (int, float)) else "",
         "operation": str(e.get("operation_id") or "")[:8],
+        "undo": _undo_mark(e),  # `rag-k8s undo` can take it back: yes / no
         # A refusal has no command to show when nothing was planned: show why instead.
         "command": str(e.get("command") or "; ".join(str(r) for r in e.get("reasons") or [])),
     }
 
 
+def _undo_mark(e: dict[str, Any]) -> str:
+    """`yes` when `rag-k8s undo` can take the operation back, `no` when it recorded why not."""
+    from . import audit
+
+    mark = getattr(audit, "undo_mark", None)
+    return str(mark(e)) if mark is not None else ""
+
+
 def fit_columns(names: tuple[str, ...], rows: list[dict[str, str]], width: int,
                 gap: int = 2, last_min: int = COMMAND_MIN_WIDTH) -> list[str]:
     """The columns of `names` (in priority order) that fit `width` beside a last column of at
-    least `last_min` characters, dropping the least important first."""
+    least `last_min` characters: empty columns are left out, then the least important."""
     natural = {n: max([len(n), *(len(r[n]) for r in rows)]) for n in names}
-    kept = list(names)
+    kept = [n for n in names if any(r[n] for r in rows)]  # a column with nothing in it goes first
     while kept and sum(natural[n] for n in kept) + gap * len(kept) + last_min > width:
         kept.pop()
     return kept
@@ -703,7 +732,11 @@ def audit_table(entries: list[dict[str, Any]], width: int) -> Table:
     """The `audit tail` table, laid out like `kubectl get` (no borders) within `width` columns."""
 
     rows = [_audit_cells(e) for e in entries]
-    kept = fit_columns(AUDIT_COLUMNS, rows, width)
+    names = AUDIT_COLUMNS
+    if any(r["undo"] for r in rows):  # only when a changing command is among the entries
+        at = AUDIT_COLUMNS.index("exit") + 1
+        names = (*AUDIT_COLUMNS[:at], "undo", *AUDIT_COLUMNS[at:])
+    kept = fit_columns(names, rows, width)
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0),
                   show_edge=False, title=None, collapse_padding=True)
     for name in kept:
@@ -771,7 +804,11 @@ def bench_command(
 
 @app.command("doctor")
 def doctor_command() -> None:
-    """Check kubectl, kubeconfig, index, model, policy and audit log; say how to fix each."""
+    """Check this machine and the cluster, and say how to fix them.
+
+    Checks kubectl, the kubeconfig, that the cluster answers, the index, the model, the policy
+    and the audit log. Exits 1 when a check fails.
+    """
     from .doctor import run_checks
 
     with _errors_to_exit():

@@ -180,9 +180,18 @@ def run(
     live = _Live(proc, run_id)
     with _LIVE_LOCK:
         _LIVE[proc.pid] = live
+    if _STOPPING.is_set():  # the shutdown began while kubectl was starting
+        live.stop_reason = _STOPPING_REASON[0]
     try:
         return _supervise(live, started=started, timeout=timeout, settings=settings,
                           dry_run=dry_run)
+    except BaseException:
+        # Interrupted before the supervisor could take over (or it failed): kill, then re-raise.
+        if proc.returncode is None:  # not reaped: its pid still names only its group
+            with shielded():
+                _kill_tree(live)
+                proc.wait()
+        raise
     finally:
         with _LIVE_LOCK:
             _LIVE.pop(proc.pid, None)
@@ -294,6 +303,7 @@ class _Live:
     def __init__(self, proc: subprocess.Popen[bytes], run_id: str) -> None:
         self.proc = proc
         self.run_id = run_id
+        self.thread = threading.get_ident()  # the caller's thread, for interrupt_thread
         self.wake = threading.Event()
         self.exited = threading.Event()
         self.stop_reason: str | None = None
@@ -321,6 +331,17 @@ def interrupt_all(reason: str = "rag-k8s is shutting down") -> int:
     """Stop every kubectl now running (their calls return `interrupted`); the count stopped."""
     with _LIVE_LOCK:
         lives = list(_LIVE.values())
+    for live in lives:
+        live.stop_reason = live.stop_reason or reason
+        live.wake.set()
+    return len(lives)
+
+
+def interrupt_thread(thread_id: int, reason: str) -> int:
+    """Stop the kubectl that the thread `thread_id` is running (one caller of a shared server
+    went away); the count stopped."""
+    with _LIVE_LOCK:
+        lives = [live for live in _LIVE.values() if live.thread == thread_id]
     for live in lives:
         live.stop_reason = live.stop_reason or reason
         live.wake.set()

@@ -64,8 +64,9 @@ _LABEL_VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
 _ANNOTATION_VALUE = r"[A-Za-z0-9._:/,@%+=-]{0,256}"
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
 ENV_VALUE = r"[A-Za-z0-9._:/,@%+=-]{0,256}"
-_TAINT = re.compile(rf"{_LABEL_KEY}(={_LABEL_VALUE})?:(NoSchedule|PreferNoSchedule|NoExecute)-?"
-                    rf"|{_LABEL_KEY}-")
+# Add `key[=value]:Effect`; remove `key:Effect-` or `key-` (kubectl takes no value on removal).
+_EFFECT = "(NoSchedule|PreferNoSchedule|NoExecute)"
+_TAINT = re.compile(rf"{_LABEL_KEY}(={_LABEL_VALUE})?:{_EFFECT}|{_LABEL_KEY}(:{_EFFECT})?-")
 _QUANTITY = r"([1-9][0-9]{0,5}|0)(\.[0-9]{1,3})?(m|Ki|Mi|Gi|Ti|k|M|G|T)?"
 _RESOURCE_LIST = re.compile(rf"(cpu|memory|ephemeral-storage)={_QUANTITY}"
                             rf"(,(cpu|memory|ephemeral-storage)={_QUANTITY})*")
@@ -334,6 +335,9 @@ def _new_flag_values(parsed: ParsedArgv) -> list[Finding]:
         if timeout is None or not _DURATION.fullmatch(timeout) or _seconds(timeout) > 300:
             findings.append(Finding(name, "kubectl wait needs --timeout of at most 300s (it is "
                                           "bounded by the request's timeout)"))
+    if parsed.verb == "set resources" and not ("requests" in parsed.flags
+                                                or "limits" in parsed.flags):
+        findings.append(Finding(name, "kubectl set resources needs --requests or --limits"))
     from_ = parsed.value("from")
     if parsed.verb == "create job" and from_ is not None and not _FROM_OBJECT.fullmatch(from_):
         findings.append(Finding(name, f"--from={_show(from_)} is not cronjob/NAME"))

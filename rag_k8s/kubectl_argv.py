@@ -323,7 +323,11 @@ def _targets(
         if not positional and flags.get("list") and flags["list"][-1] == "true":
             return "*", "*", [], []  # `auth can-i --list`: every kind, in the namespace
         return _can_i_targets(positional)
-    if how in ("none", "files"):
+    if how == "files":
+        # `apply -f x deployment/api`: kept as extras, for rag_k8s/manifests.py to refuse in its
+        # own words (files verbs name their objects through -f/-k only).
+        return None, None, [], positional
+    if how == "none":
         if positional:
             raise ArgvError(f"`kubectl {verb}` takes no positional arguments here, "
                             f"not {positional[0]!r}")
@@ -461,4 +465,29 @@ def with_server_dry_run(argv: list[str]) -> list[str] | None:
         out.insert(out.index("--"), "--dry-run=server")
     else:
         out.append("--dry-run=server")
+    return out
+
+
+def redacted_env_argv(argv: list[str]) -> list[str]:
+    """The argv with the value of every secret-looking variable hidden: `set env` pairs
+    (`DB_PASSWORD=x`), `--env=K=V` / `-e K=V` and `--from-literal=K=V`. "Secret-looking" is the one
+    rule of rag_k8s.redact (`is_credential_key`); the audit log applies it to every argument, and
+    this helper lets any other display do the same."""
+    from .redact import REDACTED, is_credential_key
+
+    def hide(pair: str) -> str:
+        key, eq, value = pair.partition("=")
+        return f"{key}={REDACTED}" if eq and value and is_credential_key(key) else pair
+
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        prefix = next((p for p in ("--env=", "--from-literal=") if arg.startswith(p)), None)
+        if prefix is not None:
+            out.append(prefix + hide(arg[len(prefix):]))
+        elif i and argv[i - 1] in ("-e", "--env", "--from-literal") or (
+            not arg.startswith("-") and "=" in arg
+        ):
+            out.append(hide(arg))
+        else:
+            out.append(arg)
     return out

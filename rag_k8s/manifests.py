@@ -27,6 +27,7 @@ from .errors import ArgvError
 from .guardrails import Subject, argv_shape, no_credential_flags, restart_suggestion
 from .kubectl_argv import ParsedArgv, parse_argv
 from .policy import Decision, Policy
+from . import verbs
 from .yamlsafe import DuplicateKeyError, StrictSafeLoader
 from .vocab import CLUSTER_SCOPED, RISK_ORDER, base_risk, is_dns1123_label, normalize_resource
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from .execute import ExecResult
     from .request import Request
 
-MANIFEST_VERBS = frozenset({"apply", "create", "delete", "diff"})
+MANIFEST_VERBS = verbs.MANIFEST_VERBS  # apply, create, delete, diff (the one verb table)
 MANIFEST_EXTENSIONS = (".yaml", ".yml", ".json")  # what kubectl reads from a folder given to -f
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 MAX_FILE_BYTES = 1024 * 1024

@@ -1,4 +1,5 @@
-"""The MCP door: tools `plan`, `k8s_exec` and `retrieve` on the official `mcp` 2.x `MCPServer`.
+"""The MCP door: tools `plan`, `k8s_exec`, `kubectl` (the argv door) and `retrieve` on the
+official `mcp` 2.x `MCPServer`.
 
 stdio by default (nothing but protocol on stdout: logging goes to stderr); `--http` serves
 streamable HTTP on 127.0.0.1. The input schema of `plan` and `k8s_exec` is the published request
@@ -40,7 +41,9 @@ EXEC_DESCRIPTION = (
     "Plan, check and run one kubectl command. Medium/high risk actions return "
     "status needs_confirmation unless constraints.confirm is true: show the command to the user and "
     "ask before confirming. constraints.dryRun previews without changing the cluster. Returns the "
-    "rag-k8s result with the kubectl output in execution."
+    "rag-k8s result with the kubectl output in execution. intent diagnose runs a read-only "
+    "runbook and returns `findings` (worst first: severity, reason, summary, quoted evidence, "
+    "and a suggested action already judged by the policy, never run)."
 )
 KUBECTL_DESCRIPTION = (
     "Run one exact kubectl command, given as an argv list starting with \"kubectl\" (the argv "

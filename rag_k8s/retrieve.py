@@ -151,9 +151,14 @@ def _ranked(loaded: LoadedIndex, qvec: np.ndarray, bonus: dict[int, float], k: i
     total = loaded.rows if rows is None else len(rows)
     if total <= EXACT_ROWS:
         # Every row is scored: numpy's product is what IndexFlatIP computes, without faiss.
-        row_ids = np.arange(loaded.rows, dtype=np.int64) if rows is None else rows
-        row_scores = loaded.vectors[row_ids] @ qvec[0]
-        cands = np.unique(loaded.row_card[row_ids])
+        if rows is None:  # all rows: no gather copy of the vectors
+            row_ids = np.arange(loaded.rows, dtype=np.int64)
+            row_scores = loaded.vectors @ qvec[0]
+            cands = np.arange(len(loaded.card_ids), dtype=np.int64)
+        else:
+            row_ids = rows
+            row_scores = loaded.vectors[row_ids] @ qvec[0]
+            cands = np.unique(loaded.row_card[row_ids])
     else:
         import faiss
 

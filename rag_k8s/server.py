@@ -566,8 +566,10 @@ def create_app(settings: Settings | None = None, *, preload: bool = False,
         # The cluster's own answer when the error names a pod or workload; else the cards'.
         diagnosed = explain_from_cluster(text, state.settings)
         if diagnosed is not None:
+            answer, listed = diagnosed  # quoted log lines may hold commands: hygiene drops them
             return CompletionOut(model="rag-k8s/analyzers", created_at=rfc3339_now(),
-                                 response=diagnosed)
+                                 response=clean_answer(answer, commands=listed, namespaces=(
+                                     policy_namespaces(state.settings))))
         answer, model_name = explain(text, state)
         state.embedder_loaded = True
         return CompletionOut(model=model_name, created_at=rfc3339_now(), response=answer)

@@ -23,6 +23,7 @@ from .argv_door import argv_facts, argv_plan
 from .kubectl_argv import with_server_dry_run
 from .redact import redact
 from .planner import Plan, make_plan
+from .planner.faithful import screen_request
 from .policy import Decision
 from .request import Request, parse_request
 from .vocab import max_risk
@@ -131,6 +132,7 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         elif request.files:
             plan_ = manifests.files_plan(request, corpus)
         else:
+            request = screen_request(request)  # one action, dry-run words, contexts (faithful.py)
             plan_ = make_plan(request, settings=settings, corpus=corpus)
     except UndoRefused as e:
         return Result(op_id, "denied", None, _refused(str(e)), None, request.to_dict())
@@ -182,6 +184,8 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
             f"({shlex.join(expected_argv)}); nothing ran: review the new command and confirm it"
         ), None, logged)
     card = corpus.by_id.get(plan_.card_id) if plan_.card_id else None
+    if plan_.planner == "argv":
+        card = None  # the argv door runs exactly the argv sent, never the card's other steps
     if not run:
         if card is not None and card.steps:
             from .diagnose import plan_steps

@@ -586,26 +586,14 @@ def _invert_set_resources(parsed: ParsedArgv, t: Target, before: Obj | None,
             *([f"--containers={pattern}"] if pattern else []), *flags]
 
 
-# `kubectl create KIND NAME`: where the kind's name sits (`create service clusterip NAME`).
-_CREATE_NAME_AT = {"service": 2, "secret": 2}
-
-
 def _created_target(parsed: ParsedArgv) -> Target | NoInverse:
-    from .vocab import normalize_resource
-
+    """`create -f FILE` (one object) or `create KIND NAME` (`create deployment`, `create job`...)."""
     if "filename" in parsed.flags or "kustomize" in parsed.flags:
         return _manifest_target(parsed)
-    words = [w for w in parsed.positional]
-    kind = normalize_resource(words[0]) if words else None
-    at = _CREATE_NAME_AT.get(kind or "", 1)
-    if kind is None or len(words) <= at:
-        return NoInverse("the command does not name the kind and name of what it creates")
-    if kind == "secret":
-        return NoInverse("secrets are never read or stored, so a change to one cannot be undone")
-    if kind == "namespace":
+    if parsed.kind == "namespace":
         return NoInverse("rag-k8s never deletes a namespace, so creating one cannot be undone "
                          "through it")
-    return Target(kind, words[at], None if kind in CLUSTER_SCOPED else parsed.namespace)
+    return _named(parsed)
 
 
 def _exposed_target(parsed: ParsedArgv) -> Target | NoInverse:
@@ -616,9 +604,10 @@ def _exposed_target(parsed: ParsedArgv) -> Target | NoInverse:
 
 
 def _run_target(parsed: ParsedArgv) -> Target | NoInverse:
-    if not parsed.positional:
-        return NoInverse("kubectl run names no pod")
-    return Target("pod", parsed.positional[0], parsed.namespace)
+    pod = parsed.name or (parsed.positional[0] if parsed.positional else "NAME")
+    ns = f" -n {parsed.namespace}" if parsed.namespace else ""
+    return NoInverse(f"rag-k8s never deletes a pod (CONTRACT §6.1), so a pod it ran is not "
+                     f"removed through it: run `kubectl delete pod {pod}{ns}` yourself")
 
 
 def _merge_patch(old: Any, new: Any) -> Any:
@@ -668,9 +657,18 @@ STRATEGIES: dict[str, Strategy] = {
     "set env": Strategy(_named, _invert_set_env),
     "set resources": Strategy(_named, _invert_set_resources),
     "expose": Strategy(_exposed_target, _invert_created),
-    "run": Strategy(_run_target, _invert_created),
+    "run": Strategy(_run_target, _invert_created),  # _run_target answers first: never inverted
     "patch": Strategy(_named, _invert_patch),
 }
+
+
+def strategy_of(verb: str) -> Strategy | None:
+    """The table entry of a kubectl verb; every `create KIND` shares `create`'s."""
+    if verb in STRATEGIES:
+        return STRATEGIES[verb]
+    if verb.split()[0] == "create":
+        return STRATEGIES["create"]
+    return None
 
 
 # --- capture and finish -----------------------------------------------------------------------
@@ -683,7 +681,7 @@ def capture(argv: list[str], *, settings: Settings, rules: Policy, timeout: floa
         parsed = parse_argv(argv)
     except ArgvError as e:
         return Capture(None, None, False, at, f"the command could not be analysed: {e}")
-    strategy = STRATEGIES.get(parsed.verb)
+    strategy = strategy_of(parsed.verb)
     if strategy is None:
         return Capture(None, None, False, at, f"rag-k8s knows no inverse of kubectl {parsed.verb}")
     target = strategy.target(parsed)
@@ -726,7 +724,9 @@ def finish(op_id: str, argv: list[str], cap: Capture, *, status: str, settings: 
     except UndoRefused as e:
         return {"none": f"the state after could not be read: {e}"}
     parsed = parse_argv(argv)
-    inverse = STRATEGIES[parsed.verb].invert(parsed, cap.target, cap.before, after)
+    strategy = strategy_of(parsed.verb)
+    assert strategy is not None  # capture found it
+    inverse = strategy.invert(parsed, cap.target, cap.before, after)
     if isinstance(inverse, NoInverse):
         return {"none": inverse.reason}
     before_state, after_state = state_of(cap.before), state_of(after)
@@ -829,8 +829,8 @@ def plan_undo(request: Request, *, settings: Settings, rules: Policy,
         raise UndoRefused(f"the audit line of operation {op_id} has no usable undo argv")
     try:
         parsed = parse_argv([str(a) for a in original])
-        target = STRATEGIES[parsed.verb].target(parsed)
-    except (ArgvError, KeyError):
+        target = strategy_of(parsed.verb).target(parsed)  # type: ignore[union-attr]
+    except (ArgvError, AttributeError):
         raise UndoRefused(f"the command of operation {op_id} names no object to undo") from None
     if isinstance(target, NoInverse):
         raise UndoRefused(target.reason)

@@ -324,6 +324,7 @@ POLICY_VERBS: Mapping[str, tuple[str, ...]] = {spec.name: spec.intents for spec 
 READ_ONLY_VERBS: frozenset[str] = frozenset(s.name for s in _TABLE if s.read_only)
 SERVER_DRY_RUN_VERBS: frozenset[str] = frozenset(s.name for s in _TABLE if s.server_dry_run)
 OBJECT_FREE_VERBS: frozenset[str] = frozenset(s.name for s in _TABLE if s.object_free)
+MANIFEST_VERBS: frozenset[str] = frozenset(s.name for s in _TABLE if s.manifests)
 INTENT_VERBS: Mapping[str, tuple[str, ...]] = {
     intent: tuple(dict.fromkeys(s.name for s in _TABLE if s.intents[0] == intent))
     for intent in dict.fromkeys(s.intents[0] for s in _TABLE)

@@ -20,6 +20,7 @@ TERMS: dict[str, dict[Door, str]] = {
     "confirm": {"cli": "--yes", "api": "constraints.confirm"},
     "dry_run": {"cli": "--dry-run", "api": "constraints.dryRun"},
     "timeout": {"cli": "--timeout", "api": "constraints.timeout"},
+    "preview_digest": {"cli": "--preview-digest", "api": "constraints.previewDigest"},
     "intent": {"cli": "--intent", "api": "intent"},
     "resource": {"cli": "--resource", "api": "resource"},
     "namespace": {"cli": "-n", "api": "namespace"},
@@ -28,7 +29,7 @@ TERMS: dict[str, dict[Door, str]] = {
 }
 _API_SPELLING = {row["api"]: key for key, row in TERMS.items() if row["api"].startswith("constr")}
 _CONFIRM_CLAUSE = re.compile(r"it runs only when confirmed \(constraints\.confirm\)")
-_API_TERM = re.compile(r"constraints\.(?:confirm|dryRun|timeout)")
+_API_TERM = re.compile(r"constraints\.(?:confirm|dryRun|timeout|previewDigest)\b")
 
 DECLINED = "aborted: you declined at the prompt, so nothing ran"
 

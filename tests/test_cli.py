@@ -308,7 +308,7 @@ def test_audit_table_fits_the_width_and_keeps_the_command(width: int) -> None:
         assert text.replace(" ", "") in joined
     assert folded
     if width >= 160:
-        assert "OPERATION" in lines[0] and "DURATION" in lines[0]
+        assert "OPERATION" in lines[0] and "DURATION" in lines[0] and "UNDO" not in lines[0]
 
 
 # ---------------------------------------------------------------- dry run, params, JSON input

@@ -570,3 +570,131 @@ def test_selectors_that_match_every_node_in_practice(selector: str, everything: 
     from rag_k8s.guardrails import selects_everything
 
     assert selects_everything(selector) is everything
+
+
+# --- the guardrails of the new intents --------------------------------------------------------
+
+
+def j(cmd: str) -> list[str]:
+    """Split like a shell, keeping the double quotes of a JSON patch."""
+    return ["kubectl", *shlex.split(cmd.replace('"', '\\"'))]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "reason"),
+    [
+        ("run x --image=busybox:1.36 -n dev -i", "kubectl run --stdin is refused"),
+        ("run x --image=busybox:1.36 -n dev -t", "kubectl run --tty is refused"),
+        ("run x --image=busybox:1.36 -n dev --rm", "kubectl run --rm is refused"),
+        ("run x --image=busybox:1.36 -n dev --privileged", "kubectl run --privileged is refused"),
+        ("run x --image=busybox:1.36 -n dev --attach", "kubectl run --attach is refused"),
+        ("run x -n dev --restart=Never", "kubectl run needs --image"),
+        ("run x --image=busybox:1.36 -n dev --restart=Always",
+         "kubectl run makes a pod only: --restart=Never or OnFailure"),
+    ],
+)
+def test_safe_run(cmd: str, reason: str) -> None:
+    findings = safe_run(parsed_subject(cmd))
+    assert any(f.reason.startswith(reason) for f in findings), findings
+
+
+@pytest.mark.parametrize("flag", ["--list", "--resolve", "--from=secret/db", "--keys=a",
+                                  "--prefix=X_"])
+def test_set_env_never_prints_or_copies_values(flag: str) -> None:
+    name = flag[2:].partition("=")[0]
+    assert set_env_writes_only(parsed_subject(f"set env deployment/api A=b -n dev {flag}")) == [
+        Finding("set_env_writes_only", f"kubectl set env --{name} is refused: it prints or copies "
+                                       "variable values, which may hold secrets")]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "ok"),
+    [
+        ('patch service api -n dev --type=merge -p {"spec":{"selector":{"app":"web"}}}', True),
+        ('patch deployment api -n dev -p {"spec":{"replicas":3}}', True),
+        ('patch statefulset db -n dev --type=strategic -p {"spec":{"replicas":0}}', True),
+        ('patch deployment api -n dev -p {"spec":{"template":{"spec":{"containers":'
+         '[{"name":"app","resources":{"requests":{"cpu":"250m"}}}]}}}}', True),
+        ('patch pvc data -n dev -p {"spec":{"resources":{"requests":{"storage":"20Gi"}}}}', True),
+        # other fields, other kinds, other patch types: refused
+        ('patch deployment api -n dev -p {"spec":{"template":{"spec":{"containers":'
+         '[{"name":"app","image":"evil:1"}]}}}}', False),
+        ('patch deployment api -n dev -p {"spec":{"replicas":3,"paused":true}}', False),
+        ('patch service api -n dev -p {"spec":{"type":"LoadBalancer"}}', False),
+        ('patch pvc data -n dev -p {"spec":{"replicas":3}}', False),
+        ('patch configmap x -n dev -p {"data":{"a":"b"}}', False),
+        ('patch deployment api -n dev --type=json -p {"spec":{"replicas":3}}', False),
+        ("patch deployment api -n dev", False),
+        ('patch deployment api -n dev -p {"spec":{"replicas":"3"}}', False),
+    ],
+)
+def test_patch_changes_only_the_fields_a_card_names(org: Policy, cmd: str, ok: bool) -> None:
+    decision = validate(j(cmd), card=None, policy=org)
+    assert decision.allowed is ok, decision.reasons
+
+
+def test_a_patch_body_with_shell_syntax_is_refused_by_its_shape(org: Policy) -> None:
+    argv = ["kubectl", "patch", "deployment", "api", "-n", "dev", "-p",
+            '{"spec":{"replicas":"$(id)"}}']
+    assert validate(argv, card=None, policy=org).reasons == [
+        "argument 7: the patch must be a JSON object of plain names and values"]
+    argv[-1] = '{"spec":{"replicas":3},"x":"a;b"}'
+    assert validate(argv, card=None, policy=org).reasons == [
+        "argument 7: the patch must be a JSON object of plain names and values"]
+    argv[-1] = '{"spec": {"replicas": 3}}'  # JSON's own spaces are fine: one argv item
+    assert validate(argv, card=None, policy=org).allowed is True
+
+
+@pytest.mark.parametrize(
+    ("cmd", "reason"),
+    [
+        ("wait deployment/api -n dev --timeout=15s",
+         "kubectl wait needs --for=condition=NAME, --for=delete or --for=jsonpath={...}=VALUE"),
+        ("wait deployment/api -n dev --for=condition=Available",
+         "kubectl wait needs --timeout of at most 300s (it is bounded by the request's timeout)"),
+        ("wait deployment/api -n dev --for=condition=Available --timeout=301s",
+         "kubectl wait needs --timeout of at most 300s (it is bounded by the request's timeout)"),
+        ("wait deployment/api -n dev --for=condition=Available --timeout=10m",
+         "kubectl wait needs --timeout of at most 300s (it is bounded by the request's timeout)"),
+        ("taint nodes n1 dedicated=db:Sometimes",
+         "'dedicated=db:Sometimes' is not a taint (key[=value]:Effect, key:Effect- or key-)"),
+        ("taint nodes n1 dedicated=db:NoSchedule-",
+         "'dedicated=db:NoSchedule-' is not a taint (key[=value]:Effect, key:Effect- or key-)"),
+        ("label deployment api bad!key=x -n dev", "'bad!key=x' is not key=value or key-"),
+        ("set env deployment/api 1BAD=x -n dev", "'1BAD=x' is not key=value or key-"),
+        ("set resources deployment/api -n dev", "kubectl set resources needs --requests or --limits"),
+        ("set resources deployment/api -n dev --requests=gpu=1",
+         "--requests='gpu=1' is not well-formed"),
+        ("create job x --from=deployment/api -n dev", "--from='deployment/api' is not cronjob/NAME"),
+        ("logs pod/x -n dev --since-time=yesterday", "--since-time='yesterday' is not well-formed"),
+        ("explain deployment/spec", "'deployment/spec' is not a resource field path"),
+    ],
+)
+def test_new_flag_values_are_well_formed(org: Policy, cmd: str, reason: str) -> None:
+    decision = validate(k(cmd), card=None, policy=org)
+    assert decision.allowed is False and reason in decision.reasons, decision.reasons
+
+
+def test_cordon_may_name_up_to_twenty_nodes_other_changes_one_object(org: Policy) -> None:
+    nodes = " ".join(f"n{i}" for i in range(21))
+    assert validate(k(f"cordon {nodes}"), card=None, policy=org).reasons == [
+        "kubectl cordon names 21 objects; at most 20"]
+    assert validate(k("label pod a b x=y -n dev"), card=None, policy=org).reasons == [
+        "kubectl label names 2 objects; a command that changes the cluster may name only one"]
+    assert validate(k("taint nodes n1 n2 a=b:NoSchedule"), card=None, policy=org).reasons == [
+        "kubectl taint names 2 objects; a command that changes the cluster may name only one"]
+
+
+def test_the_argv_door_refuses_never_run_verbs_with_the_command_as_suggestion(tmp_path: Path
+                                                                           ) -> None:
+    """Through the Python door (argv field): denied, nothing runs, the suggestion is the argv."""
+    from rag_k8s.config import Settings
+    from rag_k8s.tool import plan
+
+    settings = Settings.resolve()
+    argv = ["kubectl", "exec", "-it", "api-0", "-n", "dev", "--", "sh"]
+    result = plan({"argv": argv}, settings=settings)
+    assert result["status"] == "denied"
+    assert result["decision"]["suggestion"] == "kubectl exec -it api-0 -n dev -- sh"
+    assert result["decision"]["reasons"][0].startswith("kubectl exec is never run through rag-k8s")
+    assert result["execution"] is None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from rag_k8s.config import Settings
@@ -151,4 +152,41 @@ def test_mcp_stdio_closed_with_a_call_in_flight(stubborn_kubectl: StubbornKubect
             proc.kill()
             proc.wait()
     assert proc.returncode == 0
+    assert_stopped_and_audited(stubborn_kubectl)
+
+
+def test_cli_ctrl_c_through_the_warm_server_socket(stubborn_kubectl: StubbornKubectl) -> None:
+    """The CLI sends its request to `rag-k8s daemon` (the warm socket); Ctrl-C in the CLI
+    half-closes the connection and the daemon stops the kubectl it runs for it."""
+    from rag_k8s.daemon import socket_path
+
+    stubborn_kubectl.mode("hang", setsid=True)
+    env = _env()
+    env.pop("RAG_K8S_NO_SOCKET", None)
+    daemon = subprocess.Popen([str(BIN / "rag-k8s"), "daemon", "--no-preload"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        path = socket_path(Settings.resolve())
+        end = time.monotonic() + 90
+        while not path.exists():
+            assert time.monotonic() < end and daemon.poll() is None, "the daemon never listened"
+            time.sleep(0.1)
+        cli = subprocess.Popen([str(BIN / "rag-k8s"), "exec", *DESCRIBE, "--json"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+        leader, _ = stubborn_kubectl.wait_started()
+        assert psutil.Process(leader).parent().pid == daemon.pid  # kubectl runs in the daemon
+        cli.send_signal(signal.SIGINT)
+        out, err = cli.communicate(timeout=60)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+    assert cli.returncode == 130, err
+    body = json.loads(out)
+    assert (body["status"], body["execution"]["exit_code"]) == ("interrupted", 130)
     assert_stopped_and_audited(stubborn_kubectl)

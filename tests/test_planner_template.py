@@ -325,7 +325,8 @@ def test_free_text_request_is_read_and_planned(
         ({"query": "delete web-1 in dev"}, "resource",
          "which kind of resource should be deleted? name it, e.g. 'delete pod web-1 in dev'"),
         ({"query": "restart deployment api;rm -rf / in prod"},
-         "name", "which deployment? give its name"),
+         "query", 'one request, one action: the text after ";" ("rm -rf / in prod") is a second '
+                  "command; nothing was planned. Send each action as its own request"),
         ({"query": "scale api in dev to 20000 replicas"},
          "params.replicas", "20000 is out of range (maximum 10000)"),
         ({"intent": "get", "resource": "pod", "namespace": "dev", "params": {"replicas": 2}},

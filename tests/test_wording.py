@@ -28,8 +28,11 @@ def test_confirmation_reason_per_door(door: wording.Door, confirmed: bool, expec
 
 
 def test_every_api_constraint_has_the_cli_flag() -> None:
-    text = "use constraints.dryRun, or raise constraints.timeout, then constraints.confirm"
-    assert wording.for_door(text, "cli") == "use --dry-run, or raise --timeout, then --yes"
+    text = ("use constraints.dryRun, or raise constraints.timeout, then confirm with "
+            "constraints.confirm and constraints.previewDigest")
+    assert wording.for_door(text, "cli") == ("use --dry-run, or raise --timeout, then confirm "
+                                             "with --yes and --preview-digest")
+    assert wording.for_door(text, "api") == text
 
 
 @pytest.mark.parametrize(

@@ -248,8 +248,10 @@ def test_undo_through_the_cli_with_an_id_prefix(e2e: E2E) -> None:
         "kubectl scale deployment/api -n staging --replicas=2 --current-replicas=5")
     e2e.monkeypatch.setenv("COLUMNS", "200")  # the whole table, not one folded to 80 columns
     tail = rag_k8s("audit", "tail", "-n", "3")
-    (row,) = [line for line in tail.stdout.splitlines() if op_id[:8] in line and "scale" in line]
-    assert " yes " in row
+    header, *rows = [line for line in tail.stdout.splitlines() if line.strip()]
+    assert header.split()[:5] == ["TIME", "STATUS", "NAMESPACE", "EXIT", "UNDO"]
+    (row,) = [line for line in rows if op_id[:8] in line and "scale" in line]
+    assert row.split()[5] == "yes"  # the time is two words
     proc = rag_k8s("undo", op_id[:8], "--yes", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "executed"
@@ -429,3 +431,78 @@ def test_apply_of_a_changed_manifest_then_undo(e2e: E2E) -> None:
     undone = _undo_with_preview(result["operation_id"])
     assert undone["status"] == "executed", undone
     assert _state(e2e, "configmap/api-config", "-n", "dev") == before
+
+
+# ---------------------------------------------------------------- the intents vocab added
+
+NEW_INTENTS = [
+    pytest.param([], ["kubectl", "label", "deployment", "api", "team=blue", "-n", "dev"],
+                 ("deployment/api", "-n", "dev"),
+                 ["kubectl", "label", "deployment/api", "-n", "dev", "team-"], id="label"),
+    pytest.param([], ["kubectl", "label", "deployment", "api", "app=other", "--overwrite", "-n",
+                      "dev"], ("deployment/api", "-n", "dev"),
+                 ["kubectl", "label", "deployment/api", "-n", "dev", "app=api", "--overwrite"],
+                 id="label-overwrite"),
+    pytest.param([], ["kubectl", "annotate", "deployment", "api", "note=hi", "-n", "dev"],
+                 ("deployment/api", "-n", "dev"),
+                 ["kubectl", "annotate", "deployment/api", "-n", "dev", "note-"], id="annotate"),
+    pytest.param([], ["kubectl", "taint", "nodes", "node-2", "dedicated=db:NoSchedule"],
+                 ("node/node-2",), ["kubectl", "taint", "nodes", "node-2", "dedicated:NoSchedule-"],
+                 id="taint"),
+    pytest.param([], ["kubectl", "set", "env", "deployment/api", "MODE=fast", "-n", "dev", "-c",
+                      "app"], ("deployment/api", "-n", "dev"),
+                 ["kubectl", "set", "env", "deployment/api", "-n", "dev", "--containers=app",
+                  "MODE-"], id="set-env"),
+    pytest.param([["set", "resources", "deployment/api", "-n", "dev", "-c", "app",
+                   "--requests=cpu=100m"]],
+                 ["kubectl", "set", "resources", "deployment/api", "-n", "dev", "-c", "app",
+                  "--requests=cpu=250m"], ("deployment/api", "-n", "dev"),
+                 ["kubectl", "set", "resources", "deployment/api", "-n", "dev",
+                  "--containers=app", "--requests=cpu=100m"], id="set-resources"),
+    pytest.param([], ["kubectl", "rollout", "pause", "deployment/api", "-n", "dev"],
+                 ("deployment/api", "-n", "dev"),
+                 ["kubectl", "rollout", "resume", "deployment/api", "-n", "dev"], id="pause"),
+    pytest.param([["rollout", "pause", "deployment/api", "-n", "dev"]],
+                 ["kubectl", "rollout", "resume", "deployment/api", "-n", "dev"],
+                 ("deployment/api", "-n", "dev"),
+                 ["kubectl", "rollout", "pause", "deployment/api", "-n", "dev"], id="resume"),
+    pytest.param([], ["kubectl", "create", "deployment", "cache", "--image=redis:7", "-n", "dev"],
+                 ("deployment/cache", "-n", "dev"),
+                 ["kubectl", "delete", "deployment/cache", "-n", "dev"], id="create"),
+    pytest.param([], ["kubectl", "expose", "deployment", "api", "--port=80", "-n", "dev"],
+                 ("service/api", "-n", "dev"),
+                 ["kubectl", "delete", "service/api", "-n", "dev"], id="expose"),
+    pytest.param([], ["kubectl", "create", "configmap", "flags", "--from-literal=beta=on", "-n",
+                      "dev"], ("configmap/flags", "-n", "dev"),
+                 ["kubectl", "delete", "configmap/flags", "-n", "dev"], id="create-configmap"),
+    pytest.param([], ["kubectl", "patch", "deployment", "api", "-n", "dev", "-p",
+                      '{"spec":{"replicas":2}}'], ("deployment/api", "-n", "dev"),
+                 ["kubectl", "patch", "deployment/api", "-n", "dev", "--type=merge",
+                  '--patch={"spec":{"replicas":1}}'], id="patch"),
+]
+
+
+def test_run_records_that_rag_k8s_never_deletes_the_pod(e2e: E2E) -> None:
+    result = k8s_exec({"argv": ["kubectl", "run", "tmp", "--image=busybox:1.36",
+                                "--restart=Never", "-n", "dev"], "constraints": YES})
+    assert result["status"] == "executed", result
+    assert _line(result["operation_id"])["undo"] == {"none": (
+        "rag-k8s never deletes a pod (CONTRACT §6.1), so a pod it ran is not removed through it: "
+        "run `kubectl delete pod tmp -n dev` yourself")}
+
+
+@pytest.mark.parametrize(("setup", "argv", "ref", "inverse"), NEW_INTENTS)
+def test_new_intent_change_then_undo(e2e: E2E, setup: list[list[str]], argv: list[str],
+                                     ref: tuple[str, ...], inverse: list[str]) -> None:
+    for step in setup:
+        run = e2e.kubectl(*step)
+        assert run.exit_code == 0, run.stderr
+    before = _state(e2e, *ref)
+    result = k8s_exec({"argv": argv, "constraints": YES})
+    assert result["status"] == "executed", result
+    assert _line(result["operation_id"])["undo"].get("argv") == inverse, _line(
+        result["operation_id"])["undo"]
+    assert _state(e2e, *ref) != before
+    undone = _undo(result["operation_id"])
+    assert undone["status"] == "executed", undone
+    assert _state(e2e, *ref) == before
