@@ -130,7 +130,8 @@ def parse(raw: str | bytes, *, field: str = "body") -> Any:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise InvalidRequest(field, f"is not valid UTF-8: {e.reason} at byte {e.start}") from None
+            raise InvalidRequest(field, f"is not valid UTF-8: {e.reason} at byte {e.start}") \
+                from None
     else:
         text = raw
     if _max_depth_of(text) > MAX_DEPTH:
@@ -155,9 +156,9 @@ def loads(raw: str | bytes, *, field: str = "body") -> Any:
 def sanitize(value: Any, *, max_depth: int = MAX_DEPTH) -> Any:
     """A JSON-safe copy of any value, for logging what was refused; never raises.
 
-    Lone surrogates become the text `\\udXXX`, non-string keys their repr, NaN/Infinity and huge integers
-    strings, non-JSON types their repr (cut to 200 characters), and anything below `max_depth`
-    the string "[nested too deep]".
+    Lone surrogates become the text `\\udXXX`, non-string keys their repr, NaN/Infinity and huge
+    integers strings, non-JSON types their repr (cut to 200 characters), and anything below
+    `max_depth` the string "[nested too deep]".
     """
     return _sanitize(value, max_depth)
 

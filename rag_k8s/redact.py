@@ -1,4 +1,4 @@
-"""Redaction: the one module that hides secret-looking values, in everything rag-k8s returns or logs.
+"""Redaction: the one module that hides secret-looking values in all rag-k8s returns or logs.
 
 Used for kubectl output (execute.py), the k8sgpt answer (server.py), the audit line's command,
 argv, request (the query too) and reasons (audit.py), and error text. It errs on the side of

@@ -527,7 +527,7 @@ def create_app(settings: Settings | None = None, *, preload: bool = False,
         raw = await request.body()
         try:
             payload = jsonsafe.parse(raw)
-        except InvalidRequest as e:  # unreadable, yet audited: every call to /k8s-exec leaves a line
+        except InvalidRequest as e:  # unreadable, yet audited: every /k8s-exec call leaves a line
             text = raw.decode("utf-8", "backslashreplace")
             result = await run_in_threadpool(tool.refuse_unreadable, text, e, settings=settings)
             return _result_response(result)

@@ -212,10 +212,10 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
                               dry_run=request.dry_run)
     progress["execution"] = outcome
-    if outcome.interrupted:
-        status = "interrupted"  # rag-k8s was stopped while kubectl ran; the tree was killed
-    elif outcome.timed_out:
+    if outcome.timed_out:
         status = "timeout"
+    elif outcome.interrupted:
+        status = "interrupted"  # rag-k8s was stopped while kubectl ran; the tree was killed
     elif outcome.exit_code == 0 or manifests.is_diff_with_changes(plan_.argv, outcome.exit_code):
         status = "executed"
     else:

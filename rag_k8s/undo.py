@@ -691,6 +691,9 @@ def capture(argv: list[str], *, settings: Settings, rules: Policy, timeout: floa
         found, obj = read(target, settings=settings, rules=rules, timeout=timeout)
     except UndoRefused as e:
         return Capture(target, None, False, at, f"the state before could not be captured: {e}")
+    except Exception as e:  # noqa: BLE001 - a failed capture must not stop the confirmed command
+        return Capture(target, None, False, at,
+                       f"the state before could not be captured: {type(e).__name__}: {e}")
     return Capture(target, obj, found, at)
 
 

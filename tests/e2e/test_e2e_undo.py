@@ -268,7 +268,8 @@ def test_undo_through_http(e2e: E2E) -> None:
     from rag_k8s.server import create_app
 
     op_id = _scale_staging_api(5)
-    with TestClient(create_app(Settings.resolve())) as client:
+    # A loopback base URL: the server answers 421 to a foreign Host (CONTRACT §9).
+    with TestClient(create_app(Settings.resolve()), base_url="http://127.0.0.1") as client:
         r = client.post("/k8s-exec", json={"intent": "undo", "params": {"operation_id": op_id},
                                            "constraints": {"confirm": True}})
     assert r.status_code == 200
