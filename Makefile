@@ -39,8 +39,12 @@ smollm2: $(STAMP)
 test: index tiny-model
 	$(BIN)/pytest -q
 
+# Two sets: ours (eval/cases.jsonl) and one rewritten from the pinned kubectl's own help
+# (eval/kubectl-help.jsonl); the second also fails on any allowed plan for a must-refuse case.
 eval: index
 	$(BIN)/rag-k8s eval --planner template --min structured=0.98 --min free_text=0.95
+	$(BIN)/rag-k8s eval --planner template --cases eval/kubectl-help.jsonl \
+		--min supported_now=0.90 --min must_refuse=1.0
 
 bench: index tiny-model
 	$(BIN)/rag-k8s bench --output BENCHMARKS.md

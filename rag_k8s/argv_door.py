@@ -145,7 +145,8 @@ def _specificity(card: Card) -> tuple[int, int]:
 
 def match_card(argv: list[str], corpus: Corpus) -> Card | None:
     """The card whose command pattern `argv` matches (the most specific one), or None."""
-    found = [card for card in corpus if matches(card, argv)]
+    # A runbook card runs several commands: an argv is one command, run as sent.
+    found = [card for card in corpus if not getattr(card, "steps", None) and matches(card, argv)]
     return min(found, key=lambda c: (_specificity(c), c.id)) if found else None
 
 

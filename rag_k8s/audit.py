@@ -12,6 +12,13 @@ Contract (tools that read or verify the log may rely on it):
 - A crash mid-write leaves a torn last line. The next writer starts on a fresh line, chains to the
   last complete valid line and records `"recovered_after_torn_line": true`; `verify` accepts an
   unparseable line only when the line after it says so.
+- Every line is strict JSON (RFC 8259: no NaN/Infinity, valid UTF-8). The line is built from a
+  JSON-safe copy of the result and request (`jsonsafe.sanitize`), so no payload can make the
+  write fail; should building it fail all the same, a minimal line with `"audit_error"` is written
+  instead. The request (query included), command, argv, reasons and suggestion are redacted
+  (`rag_k8s.redact`).
+- A line whose operation raised inside rag-k8s has `"status": "error"` and the exception in
+  `reasons`; when kubectl had run by then, its plan and execution are in the line too.
 - The raw kubectl output is never stored: only `output_sha256` (over the UTF-8 bytes of stdout
   followed by stderr, as returned to the caller) and `output_bytes`.
 - Limits: the chain shows an edited, inserted, deleted or reordered line, but not the removal of
@@ -30,7 +37,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .redact import redact
+from . import jsonsafe
+from .redact import redact, redact_data
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -56,7 +64,7 @@ _CREDENTIAL_FLAGS = {"--token", "--password", "--username", "--client-key", "--c
 def canonical_json(entry: dict[str, Any]) -> bytes:
     """The bytes a line's hash is computed over (and the line's own serialisation)."""
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=repr).encode("utf-8")
+                      allow_nan=False).encode("utf-8")
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
@@ -81,21 +89,29 @@ def _scrub_argv(argv: list[str]) -> list[str]:
 
 
 def _short_str(value: Any, limit: int = 253) -> str | None:
-    return value[:limit] if isinstance(value, str) else None
+    return redact(jsonsafe.sanitize(value[:limit])) if isinstance(value, str) else None
 
 
-def _request_field(request: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
-    """The normalised request as is; a raw payload cut to MAX_REQUEST_CHARS when it is large."""
-    if request is None or isinstance(request, str):
-        return request[:MAX_REQUEST_CHARS] if isinstance(request, str) else None
+def _request_field(request: Any) -> dict[str, Any] | str | None:
+    """The request, JSON-safe and redacted; cut to MAX_REQUEST_CHARS of JSON when it is large."""
+    if request is None:
+        return None
+    if not isinstance(request, dict):
+        text = request if isinstance(request, str) else repr(jsonsafe.sanitize(request))
+        return redact(jsonsafe.sanitize(text))[:MAX_REQUEST_CHARS]
+    request = redact_data(jsonsafe.sanitize(request))
     text = canonical_json(request).decode("utf-8")
     if len(text) > MAX_REQUEST_CHARS:
         return text[:MAX_REQUEST_CHARS] + f"... [truncated {len(text) - MAX_REQUEST_CHARS} chars]"
     return json.loads(text)  # round-trip: only JSON types reach the log
 
 
-def build_entry(result: dict[str, Any], request: dict[str, Any] | str | None) -> dict[str, Any]:
-    """The fields of one operation's line, before chaining (no prev_hash/hash yet)."""
+def build_entry(result: dict[str, Any], request: dict[str, Any] | str | None,
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields of one operation's line, before chaining (no prev_hash/hash yet).
+
+    `extra` adds fields (such as `undo`); they are made JSON-safe and redacted like the rest.
+    """
     plan = result.get("plan") or {}
     decision = result.get("decision") or {}
     execution = result.get("execution")
@@ -115,8 +131,8 @@ def build_entry(result: dict[str, Any], request: dict[str, Any] | str | None) ->
         "card_id": plan.get("card_id"),
         "planner": plan.get("planner"),
         "risk": plan.get("risk_level"),
-        "reasons": list(decision.get("reasons") or []),
-        "suggestion": decision.get("suggestion"),
+        "reasons": [redact(str(r)) for r in decision.get("reasons") or []],
+        "suggestion": redact(str(decision["suggestion"])) if decision.get("suggestion") else None,
         "exit_code": None,
         "duration": None,
         "timed_out": None,
@@ -128,7 +144,8 @@ def build_entry(result: dict[str, Any], request: dict[str, Any] | str | None) ->
         "request": _request_field(request),
     }
     if execution:
-        output = (str(execution.get("stdout", "")) + str(execution.get("stderr", ""))).encode()
+        output = (str(execution.get("stdout", "")) + str(execution.get("stderr", ""))).encode(
+            "utf-8", "backslashreplace")
         entry.update(
             exit_code=execution.get("exit_code"),
             duration=execution.get("duration"),
@@ -139,7 +156,32 @@ def build_entry(result: dict[str, Any], request: dict[str, Any] | str | None) ->
             output_bytes=len(output),
         )
     _runbook_fields(entry, result)
-    return entry
+    if extra:
+        entry.update(redact_data(jsonsafe.sanitize(extra)))
+    return jsonsafe.sanitize(entry, max_depth=jsonsafe.MAX_DEPTH + 8)  # whatever the result held
+
+
+def _fallback_entry(result: Any, error: BaseException) -> dict[str, Any]:
+    """The line written when building the full one failed: what is known, nothing that can fail."""
+    def text(value: Any, limit: int = 500) -> str | None:
+        if value is None:
+            return None
+        try:
+            return redact(jsonsafe.sanitize(str(value)))[:limit]
+        except Exception:  # noqa: BLE001
+            return f"[unprintable {type(value).__name__}]"
+
+    got = result if isinstance(result, dict) else {}
+    plan = got.get("plan") if isinstance(got.get("plan"), dict) else {}
+    status = text(got.get("status"), 32) or "error"
+    return {
+        "timestamp": _timestamp(),
+        "level": LEVELS.get(status, "ERROR"),
+        "operation_id": text(got.get("operation_id"), 64),
+        "status": status,
+        "command": text(plan.get("command")),
+        "audit_error": text(f"{type(error).__name__}: {error}"),
+    }
 
 
 def _runbook_fields(entry: dict[str, Any], result: dict[str, Any]) -> None:
@@ -160,16 +202,43 @@ def _runbook_fields(entry: dict[str, Any], result: dict[str, Any]) -> None:
 
 
 def write_operation(
-    path: Path, *, result: dict[str, Any], request: dict[str, Any] | str | None
+    path: Path, *, result: dict[str, Any], request: Any, extra: dict[str, Any] | None = None,
+    undo: dict[str, Any] | None = None, undoes: str | None = None,
 ) -> dict[str, Any]:
     """Append one hash-chained line for an operation (CONTRACT §2 `result`) and return it.
 
     Args:
         path: the audit log file; parent directories are created.
         result: the result dict of the operation, refusals and invalid requests included.
-        request: the normalised request dict, or the raw payload (cut to 2,000 characters).
+        request: the normalised request dict, or the raw payload, whatever it holds (made
+            JSON-safe, redacted and cut to 2,000 characters of JSON).
+        extra: further fields for the line.
+        undo: for a changing command that ran, its inverse `{argv, captured_at, before_digest,
+            after_digest}` or `{none: reason}` (rag_k8s.undo); inside the hash chain.
+        undoes: for an undo, the operation_id it undoes.
+
+    No payload makes this raise; only an unwritable log file does (OSError).
     """
-    return append_entry(path, build_entry(result, request))
+    try:
+        entry = build_entry(result, request, extra)
+        if undo is not None:
+            entry["undo"] = _undo_field(undo)
+        if undoes is not None:
+            entry["undoes"] = str(undoes)
+        canonical_json(entry)  # strict: a value that slipped through is caught here, not later
+    except Exception as e:  # noqa: BLE001 - the line is written whatever the payload held
+        entry = _fallback_entry(result, e)
+    return append_entry(path, entry)
+
+
+def _undo_field(undo: dict[str, Any]) -> dict[str, Any]:
+    """The `undo` field: JSON types only, the argv scrubbed like the command's own."""
+    if "none" in undo:
+        return {"none": redact(str(undo["none"]))}
+    return {"argv": _scrub_argv([str(a) for a in undo.get("argv") or []]),
+            "captured_at": str(undo.get("captured_at")),
+            "before_digest": str(undo.get("before_digest")),
+            "after_digest": str(undo.get("after_digest"))}
 
 
 def append_entry(path: Path, entry: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +251,7 @@ def append_entry(path: Path, entry: dict[str, Any]) -> dict[str, Any]:
         try:
             prev_hash, torn = _chain_state(fd)
             entry = {k: v for k, v in entry.items() if k not in ("prev_hash", "hash")}
+            entry = jsonsafe.sanitize(entry, max_depth=jsonsafe.MAX_DEPTH + 8)
             if torn:
                 entry["recovered_after_torn_line"] = True
             entry["prev_hash"] = prev_hash
@@ -234,12 +304,16 @@ def _hash_of(raw: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not strict JSON")
+
+
 def _parse(raw: bytes) -> dict[str, Any] | None:
     if not raw.strip():
         return None
     try:
-        entry = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        entry = json.loads(raw, parse_constant=_not_json)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return entry if isinstance(entry, dict) else None
 
@@ -333,6 +407,14 @@ def tail(path: Path, n: int = 20) -> list[dict[str, Any]]:
     return list(deque(iter_entries(path), maxlen=n))
 
 
+def undo_mark(entry: dict[str, Any]) -> str:
+    """`yes` when `rag-k8s undo` can take the operation back, `no` when it recorded why not."""
+    record = entry.get("undo")
+    if not isinstance(record, dict):
+        return ""
+    return "yes" if record.get("argv") else "no"
+
+
 def render_tail_table(entries: list[dict[str, Any]]) -> Table:
     """A Rich table of audit entries (for `rag-k8s audit tail`); cell text is never markup."""
     from rich.markup import escape
@@ -340,7 +422,8 @@ def render_tail_table(entries: list[dict[str, Any]]) -> Table:
 
     styles = {"INFO": "green", "WARNING": "yellow", "ERROR": "red"}
     table = Table(title="rag-k8s audit log (times in UTC)")
-    for column in ("time", "status", "intent", "namespace", "exit", "duration", "operation"):
+    for column in ("time", "status", "intent", "namespace", "exit", "duration", "operation",
+                   "undo"):
         table.add_column(column, no_wrap=True)
     # Only the command folds, so narrow terminals keep the short columns readable.
     table.add_column("command", overflow="fold", ratio=1)
@@ -359,5 +442,5 @@ def render_tail_table(entries: list[dict[str, Any]]) -> Table:
         ]
         time_, intent, namespace, command, exit_code, took, op = (escape(c) for c in cells)
         status = f"[{style}]{escape(str(e.get('status', '')))}[/]"
-        table.add_row(time_, status, intent, namespace, exit_code, took, op, command)
+        table.add_row(time_, status, intent, namespace, exit_code, took, op, undo_mark(e), command)
     return table

@@ -21,9 +21,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import yamlsafe
 from .errors import CardError, InvalidRequest
 from .vocab import (
-    DNS1123_LABEL, DNS1123_SUBDOMAIN, INTENTS, RESOURCES, RISK_ORDER, RiskLevel, base_risk,
+    CATEGORIES, DNS1123_LABEL, DNS1123_SUBDOMAIN, INTENTS, RESOURCES, RISK_ORDER, RiskLevel, base_risk,
     READ_ONLY_INTENTS,
 )
 
@@ -32,11 +33,18 @@ _SCHEMA = json.loads(
 )
 _PARAM_SCHEMA: dict[str, dict[str, Any]] = _SCHEMA["properties"]["params"]["properties"]
 
-# Slot names are the request's own fields: `name`, `namespace`, `resource` and the params keys.
-SLOT_NAMES: tuple[str, ...] = ("name", "namespace", "resource", *_PARAM_SCHEMA)
+# Slot names are the request's own fields: `name`, `namespace`, `resource`, the params keys, and
+# `timeout` (constraints.timeout, for commands that must not outlast the request: kubectl wait).
+SLOT_NAMES: tuple[str, ...] = ("name", "namespace", "resource", *_PARAM_SCHEMA, "timeout")
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
-# Slot type -> (pattern, max length): a card names a type, or gives its own pattern.
+def _pattern(key: str, *, items: bool = False) -> str:
+    spec = _PARAM_SCHEMA[key]
+    return str((spec.get("items") or {}).get("pattern") if items else spec["pattern"])
+
+
+# Slot type -> (pattern, max length): a card names a type, or gives its own pattern. List types
+# (LIST_TYPES) check each item against the pattern; JSON types render a checked mapping as JSON.
 SLOT_TYPES: dict[str, tuple[str, int]] = {
     "name": (DNS1123_SUBDOMAIN, 253),
     "namespace": (DNS1123_LABEL, 63),
@@ -47,11 +55,42 @@ SLOT_TYPES: dict[str, tuple[str, int]] = {
     "image": (_PARAM_SCHEMA["image"]["pattern"], 512),
     "selector": (_PARAM_SCHEMA["selector"]["pattern"], 256),
     "resource": (r"^[a-z]+$", 32),
+    "output": (_pattern("output"), 320),
+    "quantity": (_pattern("storage"), 16),
+    "resource_list": (_pattern("requests", items=True), 128),
+    "taint": (_pattern("taint"), 320),
+    "taint_key": (_pattern("remove_taint"), 320),
+    "time": (_pattern("since_time"), 35),
+    "field_selector": (_pattern("field_selector"), 256),
+    "sort_by": (_pattern("sort_by"), 200),
+    "condition": (_pattern("condition"), 256),
+    "cronjob_ref": (_pattern("from"), 261),
+    "field_path": (_pattern("field"), 256),
+    "label_pairs": (_pattern("labels", items=True), 317),
+    "annotation_pairs": (_pattern("annotations", items=True), 574),
+    "env_pairs": (_pattern("env", items=True), 385),
+    "literal_pairs": (_pattern("literals", items=True), 510),
+    "label_keys": (_pattern("remove_labels", items=True), 317),
+    "env_names": (_pattern("remove_env", items=True), 128),
+    "names": (_pattern("nodes", items=True), 253),
+    "label_map_json": (_pattern("labels", items=True), 317),
+    "resource_json": (_pattern("requests", items=True), 40),
 }
+# Types whose value is a list (or a key: value mapping, for the *_pairs types): one argv item per
+# entry, each checked on its own, so no entry can become two arguments or a flag.
+LIST_TYPES = frozenset({"label_pairs", "annotation_pairs", "env_pairs", "literal_pairs",
+                        "label_keys", "env_names", "names"})
+# Types given as a mapping (or a list of key=value) and rendered as one compact JSON object.
+JSON_TYPES = frozenset({"label_map_json", "resource_json"})
+# Types given as a mapping (or key=value text) and rendered as `k=v,k=v` (kubectl --requests).
+MAPPING_TEXT_TYPES = frozenset({"resource_list"})
+MAX_ITEMS = 32
 
 
 def request_field(slot: str) -> str:
     """The request field a slot comes from, as named in error messages."""
+    if slot == "timeout":
+        return "constraints.timeout"
     return slot if slot in ("name", "namespace", "resource") else f"params.{slot}"
 
 
@@ -60,7 +99,10 @@ class Placeholder(BaseModel):
 
     required: bool = True
     type: Literal["name", "namespace", "label", "int", "bool", "duration", "image", "selector",
-                  "resource", "enum"] = "name"
+                  "resource", "enum", "output", "quantity", "resource_list", "taint", "taint_key", "time",
+                  "field_selector", "sort_by", "condition", "cronjob_ref", "field_path",
+                  "label_pairs", "annotation_pairs", "env_pairs", "literal_pairs", "label_keys",
+                  "env_names", "names", "label_map_json", "resource_json"] = "name"
     pattern: str | None = Field(default=None, description="Overrides the type's pattern.")
     max_length: int | None = Field(default=None, ge=1, le=2000)
     minimum: int | None = None
@@ -86,9 +128,63 @@ class Placeholder(BaseModel):
             raise ValueError(f"pattern does not compile: {e}") from None
         return self
 
+    @property
+    def is_list(self) -> bool:
+        return self.type in LIST_TYPES
+
+    def _entries(self, slot: str, value: Any) -> list[str]:
+        """A list or mapping value as `key=value` (or plain) entries, at most MAX_ITEMS."""
+        field = request_field(slot)
+        if isinstance(value, dict):
+            if self.type in ("label_keys", "env_names", "names"):
+                raise InvalidRequest(field, "expected a list, got a mapping")
+            entries = []
+            for k, v in value.items():
+                if isinstance(v, bool) or not isinstance(v, (str, int)):
+                    raise InvalidRequest(f"{field}.{k}", f"expected text, got {type(v).__name__}")
+                entries.append(f"{k}={v}")
+        elif isinstance(value, list):
+            entries = value
+        elif isinstance(value, str) and self.type in MAPPING_TEXT_TYPES:
+            entries = value.split(",")
+        else:
+            raise InvalidRequest(field, f"expected a list or a mapping, got {type(value).__name__}")
+        if not entries:
+            raise InvalidRequest(field, "is empty")
+        if len(entries) > MAX_ITEMS:
+            raise InvalidRequest(field, f"has more than {MAX_ITEMS} entries")
+        return entries
+
+    def _check_text(self, field: str, text: str) -> str:
+        assert self.pattern is not None and self.max_length is not None
+        if len(text) > self.max_length:
+            raise InvalidRequest(field, f"is longer than {self.max_length} characters")
+        # fullmatch: `$` alone would accept a trailing newline.
+        if not re.fullmatch(self.pattern.removeprefix("^").removesuffix("$"), text):
+            raise InvalidRequest(field, f"{text[:60]!r} does not match {self.pattern}")
+        return text
+
+    def check_items(self, slot: str, value: Any) -> list[str]:
+        """A list type's entries, each checked; raises InvalidRequest naming the entry."""
+        field = request_field(slot)
+        out = []
+        for i, entry in enumerate(self._entries(slot, value)):
+            if not isinstance(entry, str):
+                raise InvalidRequest(f"{field}.{i}", f"expected text, got {type(entry).__name__}")
+            out.append(self._check_text(f"{field}.{i}", entry))
+        if len(set(e.partition("=")[0] for e in out)) < len(out):
+            raise InvalidRequest(field, "names the same key twice")
+        return out
+
     def check(self, slot: str, value: Any) -> str:
         """The value as its argv text; raises InvalidRequest naming the request field."""
         field = request_field(slot)
+        if self.type in JSON_TYPES or self.type in MAPPING_TEXT_TYPES:
+            entries = self.check_items(slot, value)
+            if self.type in MAPPING_TEXT_TYPES:
+                return ",".join(entries)  # `cpu=100m,memory=128Mi`
+            return json.dumps({k: v for k, _, v in (e.partition("=") for e in entries)},
+                              separators=(",", ":"))
         if self.type == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidRequest(field, f"expected an integer, got {value!r}")
@@ -105,13 +201,7 @@ class Placeholder(BaseModel):
             if not isinstance(value, str):
                 raise InvalidRequest(field, f"expected text, got {type(value).__name__}")
             text = value
-        assert self.pattern is not None and self.max_length is not None
-        if len(text) > self.max_length:
-            raise InvalidRequest(field, f"is longer than {self.max_length} characters")
-        # fullmatch: `$` alone would accept a trailing newline.
-        if not re.fullmatch(self.pattern.removeprefix("^").removesuffix("$"), text):
-            raise InvalidRequest(field, f"{text[:60]!r} does not match {self.pattern}")
-        return text
+        return self._check_text(field, text)
 
 
 class Example(BaseModel):
@@ -245,8 +335,9 @@ class Card(BaseModel):
     @field_validator("resource")
     @classmethod
     def _known_resource(cls, v: str) -> str:
-        if v != "*" and v not in RESOURCES:
-            raise ValueError(f"{v!r} is not a canonical kind ({', '.join(RESOURCES)}) or '*'")
+        if v != "*" and v not in RESOURCES and v not in CATEGORIES:
+            raise ValueError(f"{v!r} is not a canonical kind ({', '.join(RESOURCES)}), "
+                             f"a category ({', '.join(CATEGORIES)}) or '*'")
         return v
 
     @model_validator(mode="after")
@@ -264,6 +355,9 @@ class Card(BaseModel):
         for slot in self.placeholders:
             if slot not in SLOT_NAMES:
                 raise ValueError(f"placeholders.{slot}: not a request field ({', '.join(SLOT_NAMES)})")
+        for tok, _ in tokens:
+            if sum(self.placeholders[s].is_list for s in PLACEHOLDER_RE.findall(tok)) > 1:
+                raise ValueError(f"command_template: {tok!r} holds two list slots")
         for tok, group in tokens:
             if group is None:
                 for slot in PLACEHOLDER_RE.findall(tok):
@@ -293,23 +387,41 @@ class Card(BaseModel):
         return [s for s, p in self.placeholders.items() if p.required]
 
     def render(self, slots: dict[str, Any]) -> list[str]:
-        """The argv for these slot values; raises InvalidRequest for a missing or bad value."""
+        """The argv for these slot values; raises InvalidRequest for a missing or bad value.
+
+        A token holding a list slot becomes one argv item per entry (`{{labels}}` with two
+        labels is two items; `--from-literal={{literals}}` repeats the flag)."""
         texts: dict[str, str] = {}
+        lists: dict[str, list[str]] = {}
         for slot, spec in self.placeholders.items():
             value = slots.get(slot)
             if value is None:
                 if spec.required:
-                    raise InvalidRequest(request_field(slot), _ask_for(slot, self))
+                    missing = InvalidRequest(request_field(slot), _ask_for(slot, self))
+                    missing.card_id = self.id  # type: ignore[attr-defined] # shown by the doors
+                    raise missing
                 continue
-            texts[slot] = spec.check(slot, value)
+            if spec.is_list:
+                lists[slot] = spec.check_items(slot, value)
+            else:
+                texts[slot] = spec.check(slot, value)
         dropped = {
             group for tok, group in self.tokens if group is not None
-            for slot in PLACEHOLDER_RE.findall(tok) if slot not in texts
+            for slot in PLACEHOLDER_RE.findall(tok) if slot not in texts and slot not in lists
         }
-        return [
-            PLACEHOLDER_RE.sub(lambda m: texts[m.group(1)], tok)
-            for tok, group in self.tokens if group not in dropped or group is None
-        ]
+        argv: list[str] = []
+        for tok, group in self.tokens:
+            if group in dropped and group is not None:
+                continue
+            listed = [s for s in PLACEHOLDER_RE.findall(tok) if s in lists]
+            if listed:
+                for entry in lists[listed[0]]:
+                    argv.append(PLACEHOLDER_RE.sub(
+                        lambda m, e=entry: e if m.group(1) == listed[0] else texts[m.group(1)],
+                        tok))
+            else:
+                argv.append(PLACEHOLDER_RE.sub(lambda m: texts[m.group(1)], tok))
+        return argv
 
     def snippet(self) -> str:
         """The short text the planner sees for this card."""
@@ -410,7 +522,7 @@ class Corpus:
 def load_card(path: Path) -> Card:
     """Load and validate one card file, checking every example renders to what it claims."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlsafe.load(path.read_text(encoding="utf-8"))  # refuses duplicate keys
     except yaml.YAMLError as e:
         raise CardError(str(path), "", f"not valid YAML: {e}") from None
     except OSError as e:

@@ -16,24 +16,49 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperArgument, TyperOption
 from rich.markup import escape
 from rich.table import Table
 
+from . import __version__, jsonsafe, wording
 from .config import Settings
 from .errors import STATUS_EXIT, ExitStatus, InvalidRequest, RagK8sError
+from .vocab import INTENTS
 
+# Plain help, laid out like kubectl's (no boxes, no `<str>` type tags): metavars name the values.
+# Typer 0.29 would print `<str>`-style types; kubectl's help shows a value's name (`--host HOST`).
+TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+
+
+def _value_name(self: TyperOption, ctx: Any) -> str | None:
+    if self.metavar is not None:
+        return self.metavar
+    if self.is_flag or self.count:
+        return None
+    return (self.name or "value").upper()
+
+
+TyperOption.display_type_rich = _value_name  # type: ignore[method-assign]
 app = typer.Typer(
     name="rag-k8s",
     help="A local Kubernetes command agent: curated command cards, a planner, guardrails, audit.",
+    epilog=("Examples:\n\n\b\n"
+            "  # Plan from plain words (a bare query plans; add --run to run it)\n"
+            "  rag-k8s \"list pods in prod\"\n\n\b\n"
+            "  # Run a structured request, confirming a medium-risk action\n"
+            "  rag-k8s exec --intent scale --resource deployment -n staging --name api "
+            "-p replicas=3 --yes"),
     pretty_exceptions_show_locals=False,  # locals can hold kube tokens
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
-audit_app = typer.Typer(help="Inspect the hash-chained audit log.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect the hash-chained audit log.", no_args_is_help=True,
+                        rich_markup_mode=None)
 app.add_typer(audit_app, name="audit")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, highlight=False)  # no colouring of numbers and brackets
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 log = logging.getLogger("rag_k8s")
 
@@ -41,7 +66,9 @@ RISK_STYLE = {"none": "green", "low": "cyan", "medium": "yellow", "high": "bold 
 STATUS_STYLE = {
     "planned": "cyan", "executed": "green", "failed": "red", "timeout": "red",
     "denied": "bold red", "needs_confirmation": "yellow", "invalid": "red", "no_match": "yellow",
+    "interrupted": "red",
 }
+RAN = ("executed", "failed", "timeout", "interrupted")
 
 
 @contextmanager
@@ -53,6 +80,9 @@ def _errors_to_exit() -> Iterator[None]:
         err.print(f"[red]Error:[/red] {escape(str(e))}")
         raise typer.Exit(int(e.exit_status)) from None
     except KeyboardInterrupt:
+        execute = sys.modules.get("rag_k8s.execute")
+        if execute is not None:  # a kubectl in another thread (a runbook's steps) stops too
+            execute.begin_shutdown("rag-k8s was interrupted")  # type: ignore[attr-defined]
         err.print("Interrupted.")
         raise typer.Exit(130) from None
 
@@ -61,10 +91,18 @@ def _settings() -> Settings:
     return Settings.resolve()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"rag-k8s {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def callback(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, show_default=False,
                                          help="More diagnostics on stderr (-vv for debug).")] = 0,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     """rag-k8s: plan and run kubectl commands from curated cards, under policy."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
@@ -124,10 +162,10 @@ def build_payload(
     payload: dict[str, Any] = {}
     if json_input is not None:
         text = sys.stdin.read() if json_input == "-" else _read_text(json_input)
-        try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InvalidRequest("request", f"--json-input is not valid JSON: {e}") from None
+        try:  # strict: no NaN literals, at most 32 deep (values are checked by parse_request)
+            loaded = jsonsafe.parse(text, field="request")
+        except InvalidRequest as e:
+            raise InvalidRequest("request", f"--json-input {e.problem}") from None
         if not isinstance(loaded, dict):
             raise InvalidRequest("request", "--json-input must hold one JSON object")
         payload = loaded
@@ -135,8 +173,11 @@ def build_payload(
                        ("name", name), ("query", query)):
         if value is not None:
             payload[key] = value
-    if params:
+    # A non-object `params`/`constraints` in the JSON is left as is, for validation to name it.
+    if params and isinstance(payload.get("params") or {}, dict):
         payload["params"] = {**(payload.get("params") or {}), **parse_params(params)}
+    if not isinstance(payload.get("constraints") or {}, dict):
+        return payload
     constraints: dict[str, Any] = dict(payload.get("constraints") or {})
     if confirm:
         constraints["confirm"] = True
@@ -159,10 +200,13 @@ def _read_text(path: str) -> str:
 # ---------------------------------------------------------------- rendering
 
 
-def render_result(result: dict[str, Any], console: Console) -> None:
-    """A readable summary of a result (CONTRACT §2) for people."""
+def render_result(result: dict[str, Any], console: Console, *, confirmed: bool = False,
+                  payload: Any = None) -> None:
+    """A readable summary of a result (CONTRACT §2) for people, in the CLI's own terms
+    (`--yes`, not `constraints.confirm`), with hints to recover from a refusal."""
     status = result["status"]
     console.print(f"[{STATUS_STYLE.get(status, 'white')}]status[/]: {status}")
+    confirmed = confirmed or status in RAN
     plan_ = result.get("plan")
     if plan_:
         risk = plan_["risk_level"]
@@ -177,12 +221,15 @@ def render_result(result: dict[str, Any], console: Console) -> None:
     if decision:
         verdict = "allowed" if decision.get("allowed") else "refused"
         if decision.get("requires_confirmation"):
-            verdict += ", needs confirmation"
+            verdict += (" (confirmed)" if confirmed else
+                        f", needs confirmation ({wording.term('confirm', 'cli')})")
         console.print(f"decision: {verdict}")
         for reason in decision.get("reasons") or []:
-            console.print(f"  - {escape(reason)}")
+            console.print(f"  - {escape(wording.for_door(reason, 'cli', confirmed=confirmed))}")
         if decision.get("suggestion"):
             console.print(f"suggestion: [bold]{escape(decision['suggestion'])}[/bold]")
+    for hint in _hints(result, payload):
+        console.print(f"hint: {escape(hint)}")
     execution = result.get("execution")
     if execution:
         extra = []
@@ -197,11 +244,31 @@ def render_result(result: dict[str, Any], console: Console) -> None:
                       f"{execution['duration']:.2f}s{tail}")
 
 
-def _emit(result: dict[str, Any], as_json: bool) -> None:
+def _hints(result: dict[str, Any], payload: Any) -> list[str]:
+    """"did you mean" for mistyped fields, and where the policy would allow a refused action."""
+    if result["status"] not in ("invalid", "denied", "no_match"):
+        return []
+    from .errors import PolicyError
+    from .policy import load_policy
+
+    try:
+        policy = load_policy(_settings().org_dir)
+    except (PolicyError, RagK8sError):
+        policy = None
+    hints = wording.request_hints(payload, "cli",
+                                  namespaces=policy.namespaces if policy is not None else ())
+    allowed = wording.where_allowed(result, policy) if policy is not None else None
+    if allowed:
+        hints.append(allowed)
+    return hints
+
+
+def _emit(result: dict[str, Any], as_json: bool, *, confirmed: bool = False,
+          payload: Any = None) -> None:
     if as_json:
         print(json.dumps(result))
         return
-    render_result(result, err)
+    render_result(result, err, confirmed=confirmed, payload=payload)
     execution = result.get("execution")
     if execution and "findings" in result:
         _emit_diagnosis(result)
@@ -238,17 +305,29 @@ def _exit_for(result: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------- exec / plan
 
-IntentOpt = Annotated[Optional[str], typer.Option("--intent", help="One of the intents of CONTRACT §3.")]
-ResourceOpt = Annotated[Optional[str], typer.Option("--resource", help="A kind: deployment, pod, node, ...")]
-NamespaceOpt = Annotated[Optional[str], typer.Option("--namespace", "-n", help="The namespace.")]
-NameOpt = Annotated[Optional[str], typer.Option("--name", help="The object's name.")]
-QueryOpt = Annotated[Optional[str], typer.Option("--query", help="Free text describing the task.")]
-QueryArg = Annotated[Optional[str], typer.Argument(help="Free text (same as --query).",
+INTENT_HELP = "What to do: " + ", ".join(INTENTS) + "."
+IntentOpt = Annotated[Optional[str], typer.Option("--intent", metavar="INTENT", help=INTENT_HELP)]
+ResourceOpt = Annotated[Optional[str], typer.Option(
+    "--resource", metavar="KIND",
+    help="The kind, as kubectl names it: deployment (deploy), pod (po), service (svc), node, ...")]
+NamespaceOpt = Annotated[Optional[str], typer.Option("--namespace", "-n", metavar="NAMESPACE",
+                                                     help="The namespace.")]
+NameOpt = Annotated[Optional[str], typer.Option("--name", metavar="NAME", help="The object's name.")]
+QueryOpt = Annotated[Optional[str], typer.Option("--query", metavar="TEXT",
+                                                 help="Free text describing the task.")]
+QueryArg = Annotated[Optional[str], typer.Argument(metavar="QUERY",
+                                                   help="Free text (same as --query).",
                                                    show_default=False)]
-ParamOpt = Annotated[list[str], typer.Option("--param", "-p", help="Template slot key=value (repeatable).")]
+ParamOpt = Annotated[list[str], typer.Option(
+    "--param", "-p", metavar="KEY=VALUE",
+    help="A value for the command: replicas, image, container, tail, since, selector, ... "
+         "(repeatable).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Preview: never change the cluster.")]
-TimeoutOpt = Annotated[Optional[int], typer.Option("--timeout", help="Seconds for kubectl (1-300).")]
-JsonInputOpt = Annotated[Optional[str], typer.Option("--json-input", help="Read the request JSON from FILE or - (stdin).")]
+TimeoutOpt = Annotated[Optional[int], typer.Option(
+    "--timeout", metavar="SECONDS",
+    help="Seconds kubectl may run, 1-300 (default: RAG_K8S_TIMEOUT, config.yaml, 15).")]
+JsonInputOpt = Annotated[Optional[str], typer.Option(
+    "--json-input", metavar="FILE", help="Read the request JSON from FILE, or - for stdin.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result JSON on stdout.")]
 
 
@@ -262,9 +341,15 @@ def _ask_yes_no(question: str) -> bool:
     """Ask on stderr, read a line from stdin; anything but y/yes (or end of input) is no.
 
     Not typer.confirm: Click writes a space to stdout there, which breaks `--json` output.
+    Ctrl-C here stops rag-k8s (exit 130); nothing has run.
     """
     err.print(f"{question} [y/N]: ", end="", markup=False)
-    answer = sys.stdin.readline()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        err.print()
+        err.print("Interrupted at the prompt; nothing ran.")
+        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
     if not answer:
         err.print()
     return answer.strip().lower() in ("y", "yes")
@@ -347,26 +432,38 @@ def exec_command(
         if preview_digest is not None:
             payload.setdefault("constraints", {})["previewDigest"] = preview_digest
         result = tool.k8s_exec(payload)
+        confirmed = confirm
         if result["status"] == "needs_confirmation" and _interactive(prompt):
             plan_ = result["plan"]
             err.print(f"About to run: [bold]{escape(plan_['command'])}[/bold]")
             err.print(f"risk: [{RISK_STYLE.get(plan_['risk_level'], 'white')}]"
                       f"{plan_['risk_level']}[/]")
             for reason in result["decision"]["reasons"]:
-                err.print(f"  - {escape(reason)}")
+                err.print(f"  - {escape(wording.for_door(reason, 'cli'))}")
             _show_preview(plan_.get("preview"))
             if not _ask_yes_no("Run it?"):
-                err.print("Not confirmed; nothing ran.")
-                _emit(result, as_json)
+                _emit_declined(result, as_json)
                 raise typer.Exit(int(ExitStatus.NEEDS_CONFIRMATION))
             payload.setdefault("constraints", {})["confirm"] = True
+            confirmed = True
             if (plan_.get("preview") or {}).get("digest"):
                 # The confirmation covers the diff shown: changed files are refused.
                 payload["constraints"]["previewDigest"] = plan_["preview"]["digest"]
             # Only the command that was shown may run: a re-plan that differs is refused.
             result = tool.k8s_exec(payload, expected_argv=plan_["argv"])
-        _emit(result, as_json)
+        if result["status"] == "interrupted" and sys.stderr.isatty():
+            err.print()  # past the terminal's echoed ^C
+        _emit(result, as_json, confirmed=confirmed, payload=payload)
         _exit_for(result)
+
+
+def _emit_declined(result: dict[str, Any], as_json: bool) -> None:
+    """The person said no: say so (the result JSON keeps its status, needs_confirmation)."""
+    if as_json:
+        print(json.dumps(result))
+        return
+    err.print(f"[yellow]status[/]: {wording.DECLINED}")
+    err.print(f"command: [bold]{escape(result['plan']['command'])}[/bold] (not run)")
 
 
 @app.command("plan", context_settings=ARGV_DOOR)
@@ -386,7 +483,7 @@ def plan_command(
     json_input: JsonInputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the command that would run and the policy decision; never runs kubectl."""
+    """Show what would run and the policy decision; run nothing."""
     with _errors_to_exit():
         from . import daemon as tool  # the warm server's socket first, else in-process
 
@@ -396,6 +493,50 @@ def plan_command(
             query=_query(query, None if argv else text), params=param, confirm=confirm,
             dry_run=dry_run, timeout=timeout, json_input=json_input), argv)
         result = tool.plan(payload)
+        _emit(result, as_json, confirmed=confirm, payload=payload)
+        _exit_for(result)
+
+
+@app.command("undo")
+def undo_command(
+    operation_id: Annotated[str, typer.Argument(
+        help="The operation to undo (from `rag-k8s audit tail`; a unique prefix will do).")],
+    confirm: Annotated[bool, typer.Option("--confirm", "--yes", "-y",
+                                          help="Confirm the undo (it is medium risk).")] = False,
+    dry_run: DryRunOpt = False,
+    timeout: TimeoutOpt = None,
+    as_json: JsonOpt = False,
+    prompt: Annotated[Optional[bool], typer.Option(
+        "--prompt/--no-prompt",
+        help="Ask before undoing (default: only in an interactive terminal).")] = None,
+    preview_digest: Annotated[Optional[str], typer.Option(
+        "--preview-digest",
+        help="Confirm re-creating a deleted object: the digest its preview showed.")] = None,
+) -> None:
+    """Undo an earlier operation: re-check the object, then run the recorded inverse."""
+    with _errors_to_exit():
+        from . import tool
+
+        constraints: dict[str, Any] = {"confirm": confirm, "dryRun": dry_run}
+        if timeout is not None:
+            constraints["timeout"] = timeout
+        if preview_digest is not None:
+            constraints["previewDigest"] = preview_digest
+        payload = {"intent": "undo", "params": {"operation_id": operation_id},
+                   "constraints": constraints}
+        result = tool.k8s_exec(payload)
+        if result["status"] == "needs_confirmation" and _interactive(prompt):
+            plan_ = result["plan"]
+            err.print(f"About to undo with: [bold]{escape(plan_['command'])}[/bold]")
+            _show_preview(plan_.get("preview"))
+            if not _ask_yes_no("Run it?"):
+                err.print("Not confirmed; nothing ran.")
+                _emit(result, as_json)
+                raise typer.Exit(int(ExitStatus.NEEDS_CONFIRMATION))
+            constraints["confirm"] = True
+            if (plan_.get("preview") or {}).get("digest"):
+                constraints["previewDigest"] = plan_["preview"]["digest"]
+            result = tool.k8s_exec(payload, expected_argv=plan_["argv"])
         _emit(result, as_json)
         _exit_for(result)
 
@@ -405,11 +546,13 @@ def plan_command(
 
 @app.command("retrieve")
 def retrieve_command(
-    text: Annotated[Optional[str], typer.Argument(help="Free text to search the cards for.")] = None,
+    text: Annotated[Optional[str], typer.Argument(metavar="QUERY",
+                                                  help="Free text to search the cards for.")] = None,
     query: QueryOpt = None,
     intent: IntentOpt = None,
     resource: ResourceOpt = None,
-    k: Annotated[int, typer.Option("-k", min=2, max=4, help="How many cards (2-4).")] = 4,
+    k: Annotated[int, typer.Option("-k", min=2, max=4, metavar="N",
+                                   help="How many cards (2-4).")] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
 ) -> None:
     """Show the command cards nearest a query, with their scores."""
@@ -421,7 +564,10 @@ def retrieve_command(
         if as_json:
             print(json.dumps([h.to_dict() for h in hits]))
             return
-        table = Table("card", "score", "snippet", title=f"cards for {query!r}")
+        table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))  # like `kubectl get`
+        table.add_column("CARD", no_wrap=True)
+        table.add_column("SCORE", no_wrap=True)
+        table.add_column("SNIPPET", overflow="fold")
         for h in hits:
             table.add_row(h.card_id, f"{h.score:.3f}", escape(h.snippet.splitlines()[0]
                                                                if h.snippet else ""))
@@ -436,7 +582,10 @@ def build_index_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-embed every card.")] = False,
 ) -> None:
-    """Embed the command cards into the FAISS index (incremental; a fresh index is a no-op)."""
+    """Embed the command cards into the index (incremental).
+
+    A fresh index is a no-op; --force re-embeds every card.
+    """
     from .index import build_index
 
     with _errors_to_exit():
@@ -455,7 +604,11 @@ def serve_command(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     preload: Annotated[bool, typer.Option("--preload", help="Load the embedder and the model at start-up.")] = False,
 ) -> None:
-    """Run the HTTP server (plan, k8s-exec, retrieve, and the k8sgpt customrest backend)."""
+    """Run the HTTP server (plan, k8s-exec, retrieve, k8sgpt).
+
+    Routes: /plan, /k8s-exec, /retrieve, /health, and /v1/completions (the k8sgpt customrest
+    backend).
+    """
     from .server import serve
 
     with _errors_to_exit():
@@ -478,7 +631,10 @@ def mcp_command(
     http: Annotated[bool, typer.Option("--http", help="Streamable HTTP on loopback instead of stdio.")] = False,
     port: Annotated[int, typer.Option(help="TCP port for --http.")] = 8001,
 ) -> None:
-    """Run the MCP server (tools plan, k8s_exec, retrieve) on stdio, or on HTTP with --http."""
+    """Run the MCP server on stdio (or HTTP with --http).
+
+    Tools: plan, k8s_exec, retrieve.
+    """
     from .mcp_server import run
 
     with _errors_to_exit():
@@ -521,17 +677,78 @@ def audit_tail(
             for entry in entries:
                 print(json.dumps(entry))
             return
-        renderer = getattr(audit, "render_tail_table", None)
-        if renderer is not None:
-            out.print(renderer(entries))
-            return
-        table = Table("time", "status", "command")
-        for entry in entries:
-            command = ((entry.get("result") or {}).get("plan") or {}).get("command", "")
-            table.add_row(str(entry.get("ts", entry.get("time", ""))),
-                          str((entry.get("result") or {}).get("status", entry.get("status", ""))),
-                          escape(command))
-        out.print(table)
+        out.print(audit_table(entries, out.width))
+
+
+# Columns of `audit tail`, most important first: narrow terminals drop from the end of this list;
+# the command (or, when nothing was planned, the reason) is never dropped and folds instead.
+AUDIT_COLUMNS = ("time", "status", "namespace", "exit", "undo", "intent", "duration",
+                 "operation")
+COMMAND_MIN_WIDTH = 24
+
+
+def _undo_mark(e: dict[str, Any]) -> str:
+    from .audit import undo_mark
+
+    return undo_mark(e)
+
+
+def _audit_cells(e: dict[str, Any]) -> dict[str, str]:
+    duration = e.get("duration")
+    return {
+        "time": str(e.get("timestamp", ""))[5:19].replace("T", " "),  # MM-DD HH:MM:SS, UTC
+        "status": str(e.get("status", "")),
+        "namespace": str(e.get("namespace") or ""),
+        "exit": "" if e.get("exit_code") is None else str(e["exit_code"]),
+        "intent": str(e.get("intent") or ""),
+        "duration": f"{duration:.2f}s" if isinstance(duration, (int, float)) else "",
+        "operation": str(e.get("operation_id") or "")[:8],
+        "undo": _undo_mark(e),  # `rag-k8s undo` can take it back: yes / no
+        # A refusal has no command to show when nothing was planned: show why instead.
+        "command": str(e.get("command") or "; ".join(str(r) for r in e.get("reasons") or [])),
+    }
+
+
+def _undo_mark(e: dict[str, Any]) -> str:
+    """`yes` when `rag-k8s undo` can take the operation back, `no` when it recorded why not."""
+    from . import audit
+
+    mark = getattr(audit, "undo_mark", None)
+    return str(mark(e)) if mark is not None else ""
+
+
+def fit_columns(names: tuple[str, ...], rows: list[dict[str, str]], width: int,
+                gap: int = 2, last_min: int = COMMAND_MIN_WIDTH) -> list[str]:
+    """The columns of `names` (in priority order) that fit `width` beside a last column of at
+    least `last_min` characters: empty columns are left out, then the least important."""
+    natural = {n: max([len(n), *(len(r[n]) for r in rows)]) for n in names}
+    kept = [n for n in names if any(r[n] for r in rows)]  # a column with nothing in it goes first
+    while kept and sum(natural[n] for n in kept) + gap * len(kept) + last_min > width:
+        kept.pop()
+    return kept
+
+
+def audit_table(entries: list[dict[str, Any]], width: int) -> Table:
+    """The `audit tail` table, laid out like `kubectl get` (no borders) within `width` columns."""
+
+    rows = [_audit_cells(e) for e in entries]
+    names = AUDIT_COLUMNS
+    if any(r["undo"] for r in rows):  # only when a changing command is among the entries
+        at = AUDIT_COLUMNS.index("exit") + 1
+        names = (*AUDIT_COLUMNS[:at], "undo", *AUDIT_COLUMNS[at:])
+    kept = fit_columns(names, rows, width)
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0),
+                  show_edge=False, title=None, collapse_padding=True)
+    for name in kept:
+        table.add_column(name.upper(), no_wrap=True)
+    table.add_column("COMMAND", overflow="fold", min_width=min(COMMAND_MIN_WIDTH, width))
+    styles = {"INFO": "green", "WARNING": "yellow", "ERROR": "red"}
+    for e, cells in zip(entries, rows):
+        style = styles.get(str(e.get("level")), "white")
+        row = [f"[{style}]{escape(cells[n])}[/]" if n == "status" else escape(cells[n])
+               for n in kept]
+        table.add_row(*row, escape(cells["command"]))
+    return table
 
 
 @audit_app.command("path")
@@ -587,24 +804,64 @@ def bench_command(
 
 @app.command("doctor")
 def doctor_command() -> None:
-    """Check kubectl, kubeconfig, index, model, policy and audit log; say how to fix each."""
+    """Check this machine and the cluster, and say how to fix them.
+
+    Checks kubectl, the kubeconfig, that the cluster answers, the index, the model, the policy
+    and the audit log. Exits 1 when a check fails.
+    """
     from .doctor import run_checks
 
     with _errors_to_exit():
         checks = run_checks(_settings())
-        table = Table("check", "ok", "detail", "fix")
+        # One line per check, never cut (paths stay whole for copying); the fix below a failure.
+        width = max(len(c.name) for c in checks)
         for c in checks:
-            table.add_row(c.name, "[green]yes[/green]" if c.ok else "[red]no[/red]",
-                          escape(c.detail), escape(c.fix or ""))
-        out.print(table)
+            mark = "[green]ok[/green]  " if c.ok else "[red]FAIL[/red]"
+            out.print(f"{mark}  {c.name:<{width}}  {escape(c.detail)}")
+            if c.fix and not c.ok:
+                out.print(f"{'':4}  {'':<{width}}  fix: {escape(c.fix)}")
+            elif c.fix:
+                out.print(f"{'':4}  {'':<{width}}  note: {escape(c.fix)}")
         failed = [c.name for c in checks if not c.ok]
         if failed:
             err.print(f"{len(failed)} check(s) failed: {', '.join(failed)}.")
             raise typer.Exit(int(ExitStatus.ERROR))
 
 
+def _stop_like_ctrl_c(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # one path for Ctrl-C, SIGTERM and a closed terminal
+
+
+RUN_FLAGS = ("--run", "-x")
+_GLOBAL_FLAGS = {"-v", "-vv", "-vvv", "--verbose"}
+
+
+def route_bare_query(argv: list[str], commands: set[str]) -> list[str]:
+    """`rag-k8s "list pods in prod"` plans the words (`--run`/`-x` runs them: `exec`), as
+    kubectl-ai takes a bare query. A single word close to a command stays an error that says
+    "Did you mean"."""
+    i = next((k for k, a in enumerate(argv) if a not in _GLOBAL_FLAGS), None)
+    if i is None or argv[i].startswith("-") or argv[i] in commands:
+        return argv
+    word = argv[i]
+    if " " not in word.strip() and wording.did_you_mean(word, commands, cutoff=0.75):
+        return argv
+    rest = argv[i:]
+    command = "exec" if any(a in RUN_FLAGS for a in rest) else "plan"
+    return [*argv[:i], command, *(a for a in rest if a not in RUN_FLAGS)]
+
+
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
+    commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    sys.argv[1:] = route_bare_query(sys.argv[1:], commands)
+
+    # SIGTERM/SIGHUP take Ctrl-C's path: kubectl's tree is killed and the operation audited as
+    # `interrupted` (servers install their own handlers on top of these).
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop_like_ctrl_c)
     try:
         app()
     except KeyboardInterrupt:

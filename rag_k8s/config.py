@@ -2,6 +2,8 @@
 
 Precedence, highest first: an explicit keyword to `Settings.resolve`, the environment variable
 (CONTRACT §10), the config file (`$RAG_K8S_HOME/config.yaml`, or `RAG_K8S_CONFIG`), the default.
+The kubectl timeout has one more layer on top: a request's own `constraints.timeout` (the CLI's
+`--timeout`) wins over `Settings.timeout` (see `effective_timeout`).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import yamlsafe
 from .errors import ConfigError
 
 PlannerChoice = Literal["auto", "template", "mlx"]
 
 DEFAULT_MODEL = "mlx-community/Llama-3.2-3B-Instruct-4bit"
 DEFAULT_TIMEOUT = 15
+MIN_TIMEOUT, MAX_TIMEOUT = 1, 300  # CONTRACT §1 constraints.timeout
 MAX_OUTPUT_BYTES = 64 * 1024
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -47,7 +51,7 @@ class ConfigFile(BaseModel):
     planner: PlannerChoice | None = None
     model: str | None = None
     api_token: str | None = None
-    timeout: int | None = None
+    timeout: int | None = Field(default=None, ge=MIN_TIMEOUT, le=MAX_TIMEOUT)
 
 
 # Setting name -> environment variable (CONTRACT §10).
@@ -59,6 +63,7 @@ ENV_VARS = {
     "planner": "RAG_K8S_PLANNER",
     "model": "RAG_K8S_MODEL",
     "api_token": "RAG_K8S_API_TOKEN",
+    "timeout": "RAG_K8S_TIMEOUT",
 }
 
 
@@ -107,7 +112,7 @@ class Settings:
             raise ConfigError(
                 f"RAG_K8S_PLANNER={planner!r} is not one of auto, template, mlx"
             )
-        timeout = pick("timeout") or DEFAULT_TIMEOUT
+        timeout = _timeout(pick("timeout"))
         return cls(
             home=home,
             cards_dir=Path(pick("cards_dir") or _data_dir("cards")).expanduser(),
@@ -131,18 +136,41 @@ class Settings:
         return out
 
 
+def _timeout(value: Any) -> int:
+    """A timeout setting (keyword, RAG_K8S_TIMEOUT or config.yaml) as whole seconds, 1..300."""
+    if value is None or value == "":
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = int(str(value).strip())
+    except ValueError:
+        seconds = 0
+    if not MIN_TIMEOUT <= seconds <= MAX_TIMEOUT:
+        raise ConfigError(f"timeout {value!r} (RAG_K8S_TIMEOUT or config.yaml `timeout`) must be "
+                          f"whole seconds from {MIN_TIMEOUT} to {MAX_TIMEOUT}")
+    return seconds
+
+
+def effective_timeout(request_timeout: int | None, settings: Settings) -> int:
+    """The kubectl timeout of one call: the request's own > RAG_K8S_TIMEOUT > config.yaml > 15."""
+    return request_timeout if request_timeout is not None else settings.timeout
+
+
 def _read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
+    text = ""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+        data = yamlsafe.load(text) or {}  # refuses duplicate keys
         return ConfigFile.model_validate(data).model_dump(exclude_none=True)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{path}: {key}: {err['msg']}") from None
+        line = yamlsafe.line_of(text, tuple(err["loc"]))
+        where = f"line {line}: " if line else ""
+        raise ConfigError(f"{path}: {where}{key or '(top level)'}: {err['msg']}") from None
 
 
 def settings() -> Settings:

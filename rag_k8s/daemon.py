@@ -169,10 +169,21 @@ class SocketServer:
             if isinstance(request, dict) and request.get("op") == "ping":
                 _send(conn, self.answer(request))
                 return
+            worker: dict[str, int] = {}
             started = time.perf_counter()
-            reply = self.worker.submit(self.answer, request).result()
-            reply["seconds"] = round(time.perf_counter() - started, 4)  # for the benchmark
-            _send(conn, reply)
+
+            def job() -> dict[str, Any]:
+                worker["thread"] = threading.get_ident()
+                return self.answer(request)
+
+            future = self.worker.submit(job)
+            _stop_kubectl_when_client_leaves(conn, future, worker)
+            try:
+                reply = future.result()
+                reply["seconds"] = round(time.perf_counter() - started, 4)  # for the benchmark
+                _send(conn, reply)
+            except OSError:
+                pass  # the client is gone; the operation is audited all the same
 
     def answer(self, request: Any) -> dict[str, Any]:
         if not isinstance(request, dict) or request.get("v") != PROTOCOL:
@@ -212,6 +223,32 @@ class SocketServer:
         if self.on_request is not None:
             self.on_request()
         return {"ok": True, "result": result}
+
+
+def _stop_kubectl_when_client_leaves(conn: socket.socket, future: Any,
+                                     worker: dict[str, int]) -> None:
+    """Wait for the answer; should the client close its end first (Ctrl-C in the CLI), stop
+    the kubectl this request runs: it answers `interrupted`, audited, like Ctrl-C in-process."""
+    import select
+
+    from . import execute
+
+    while not future.done():
+        ready, _, _ = select.select([conn], [], [], 0.1)
+        if not ready:
+            continue
+        try:
+            gone = conn.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            gone = True
+        if not gone:
+            select.select([], [], [], 0.1)  # stray bytes after the request: not a hang-up
+            continue
+        while "thread" not in worker and not future.done():
+            select.select([], [], [], 0.01)
+        if "thread" in worker:
+            execute.interrupt_thread(worker["thread"], "rag-k8s was interrupted")
+        return
 
 
 def preload_models(settings: Settings) -> str | None:
@@ -335,7 +372,19 @@ def timed_request(settings: Settings, op: str, *, side_effects: bool,
         message = {"v": PROTOCOL, "op": op, "fingerprint": fingerprint(settings), **args}
         try:
             sock.sendall(json.dumps(message).encode() + b"\n")
-            reply = _recv(sock)
+            try:
+                reply = _recv(sock)
+            except KeyboardInterrupt:
+                if not side_effects:
+                    raise
+                # Ctrl-C: half-close, so the server stops the kubectl it runs for us (it
+                # answers `interrupted`, audited); wait for that answer like in-process.
+                from .execute import shielded
+
+                with shielded():
+                    sock.shutdown(socket.SHUT_WR)
+                    sock.settimeout(30)
+                    reply = _recv(sock)
         except (OSError, ValueError) as e:
             if side_effects:
                 raise RagK8sError(

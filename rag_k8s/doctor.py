@@ -21,13 +21,19 @@ class Check:
     fix: str | None = None
 
 
-def _kubectl(settings: Settings, *args: str) -> subprocess.CompletedProcess[str] | None:
+CLUSTER_TIMEOUT = 5  # seconds: kubectl's --request-timeout for the cluster check
+
+
+def _kubectl(settings: Settings, *args: str,
+             timeout: float = 10) -> subprocess.CompletedProcess[str] | None:
     path = settings.kubectl_path()
     if path is None:
         return None
     try:
-        return subprocess.run([path, *args], capture_output=True, text=True, timeout=10,
-                              check=False)
+        # Its own session, like the executor's runs: a timeout kills kubectl's whole group.
+        return subprocess.run([path, *args], capture_output=True, text=True, timeout=timeout,
+                              check=False, start_new_session=True, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "KUBERC": "off"})
     except (OSError, subprocess.TimeoutExpired):
         return None
 
@@ -61,6 +67,63 @@ def check_kubeconfig(settings: Settings) -> Check:
                      "Point KUBECONFIG at your cluster's config, then "
                      "`kubectl config use-context NAME`.")
     return Check("kubeconfig", True, f"{source}: current context {proc.stdout.strip()!r}")
+
+
+def check_cluster(settings: Settings) -> Check:
+    """Does the API server of the current context answer? A bounded `kubectl version` call."""
+    server = _kubectl(settings, "config", "view", "--minify", "-o",
+                      "jsonpath={.clusters[0].cluster.server}")
+    where = (server.stdout.strip() if server is not None and server.returncode == 0 else "") \
+        or "the current context's API server"
+    proc = _kubectl(settings, "version", "-o", "json", f"--request-timeout={CLUSTER_TIMEOUT}s",
+                    timeout=CLUSTER_TIMEOUT + 5)
+    if proc is None:
+        if settings.kubectl_path() is None:
+            return Check("cluster", False, "cannot ask kubectl", "Fix the kubectl check first.")
+        return Check("cluster", False, f"{where} did not answer within {CLUSTER_TIMEOUT + 5}s",
+                     "Check that the cluster runs and that the network reaches it "
+                     "(`kubectl cluster-info`); a VPN or a proxy may be needed.")
+    try:
+        version = json.loads(proc.stdout or "{}").get("serverVersion", {}).get("gitVersion")
+    except (ValueError, AttributeError):
+        version = None
+    if proc.returncode == 0 and version:
+        return Check("cluster", True, f"{where} answers (Kubernetes {version})")
+    if "Please enter Username" in proc.stdout:
+        # kubectl asks for basic-auth credentials when the kubeconfig user has none.
+        return Check("cluster", False, f"{where}: the current context's user has no credentials "
+                     "(kubectl asked for a username)",
+                     "Add a token, client certificate or exec plugin to the kubeconfig user "
+                     "(your cluster's login command writes one).")
+    problem = _cluster_problem(proc.stderr)
+    return Check("cluster", False, f"{where} does not answer: {problem}", _cluster_fix(problem))
+
+
+def _cluster_problem(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    text = lines[-1] if lines else "no answer"
+    for marker in ("connection refused", "no such host", "i/o timeout", "timeout",
+                   "certificate", "Unauthorized", "Forbidden", "no configuration"):
+        if marker.lower() in stderr.lower():
+            hit = next(line for line in lines if marker.lower() in line.lower())
+            text = hit
+            break
+    return text[:200]
+
+
+def _cluster_fix(problem: str) -> str:
+    low = problem.lower()
+    if "unauthorized" in low or "forbidden" in low:
+        return ("The cluster answers but refuses these credentials: renew them (log in again) "
+                "or pick another context with `kubectl config use-context NAME`.")
+    if "certificate" in low:
+        return ("The server's TLS certificate is not trusted: fix certificate-authority in the "
+                "kubeconfig (rag-k8s never skips TLS verification).")
+    if "no configuration" in low:
+        return "Point KUBECONFIG at your cluster's config, or create ~/.kube/config."
+    return ("Start the cluster, or point KUBECONFIG / the current context at one that runs "
+            "(`kubectl config get-contexts`, `kubectl config use-context NAME`); check with "
+            "`kubectl version`.")
 
 
 def check_index(settings: Settings) -> Check:
@@ -131,5 +194,6 @@ def check_audit_log(settings: Settings) -> Check:
 
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, in the order a user would fix them."""
-    return [check(settings) for check in (check_kubectl, check_kubeconfig, check_index,
-                                          check_model, check_policy, check_audit_log)]
+    return [check(settings) for check in (check_kubectl, check_kubeconfig, check_cluster,
+                                          check_index, check_model, check_policy,
+                                          check_audit_log)]

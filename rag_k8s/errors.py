@@ -77,6 +77,14 @@ class RefusedAction(RagK8sError):
         super().__init__(reason)
 
 
+class UndoRefused(RagK8sError):
+    """An undo that must not run: the log does not verify, the operation recorded no inverse, or
+    the object changed since (the message names the field that moved)."""
+
+    exit_status = ExitStatus.POLICY_DENIED
+    status = "denied"
+
+
 class ConfigError(RagK8sError):
     """A configuration file or environment variable is wrong."""
 

@@ -27,9 +27,12 @@ from .errors import ConfigError, RagK8sError
 if TYPE_CHECKING:
     from rich.console import Console
 
-Group = Literal["structured", "free_text", "refused", "confirmation"]
-GROUPS: tuple[str, ...] = ("structured", "free_text", "refused", "confirmation")
+Group = Literal["structured", "free_text", "refused", "confirmation", "supported", "must_refuse"]
+GROUPS: tuple[str, ...] = ("structured", "free_text", "refused", "confirmation", "supported",
+                           "must_refuse")
 Status = Literal["planned", "denied", "needs_confirmation", "invalid", "no_match"]
+# Statuses under which nothing would run: what a must-refuse case may get.
+REFUSALS = frozenset({"denied", "invalid", "no_match"})
 
 
 class Expect(BaseModel):
@@ -37,6 +40,8 @@ class Expect(BaseModel):
 
     status: Status
     command: str | None = None
+    # For a refusal: words the reason must contain (the part refused, the verb never run).
+    reason: str | None = None
 
 
 class EvalCase(BaseModel):
@@ -46,6 +51,11 @@ class EvalCase(BaseModel):
     group: Group
     request: dict[str, Any]
     expect: Expect
+    # Where the case comes from (eval/kubectl-help.jsonl: the kubectl help page it rewrites).
+    source: str | None = None
+    intent: str | None = None  # the intent the words ask for (supported cases)
+    # "card" or "slot": the case needs a card or slot not in this checkout yet (reported apart).
+    needs: Literal["card", "slot"] | None = None
 
 
 def default_cases() -> Path:
@@ -124,6 +134,11 @@ class CaseOutcome:
     planner: str | None
     latency_ms: float
     reason: str = ""
+    # An allowed plan whose action or values differ from what the case expects (or any allowed
+    # plan for a must-refuse case); `changes_cluster` when that plan would change the cluster.
+    unfaithful: bool = False
+    changes_cluster: bool = False
+    needs: str | None = None
 
 
 @dataclass
@@ -143,8 +158,27 @@ class EvalReport:
         return out
 
     def accuracy(self, group: str | None = None) -> float:
-        rows = [o for o in self.outcomes if group is None or o.group == group]
+        if group == "supported_now":  # supported cases whose cards and slots exist here
+            rows = [o for o in self.outcomes if o.group == "supported" and o.needs is None]
+        else:
+            rows = [o for o in self.outcomes if group is None or o.group == group]
         return sum(o.passed for o in rows) / len(rows) if rows else 0.0
+
+    def unfaithful(self) -> dict[str, int]:
+        """Allowed plans that do something else than asked; those that change the cluster."""
+        rows = [o for o in self.outcomes if o.unfaithful]
+        return {"total": len(rows), "changing": sum(o.changes_cluster for o in rows),
+                "must_refuse_allowed": sum(o.group == "must_refuse" for o in rows)}
+
+    def needs_counts(self) -> dict[str, dict[str, int]]:
+        """Supported cases that need a card or slot not here yet: how many, how many passed."""
+        out: dict[str, dict[str, int]] = {}
+        for o in self.outcomes:
+            if o.needs:
+                row = out.setdefault(o.needs, {"total": 0, "passed": 0})
+                row["total"] += 1
+                row["passed"] += o.passed
+        return out
 
     @property
     def failures(self) -> list[CaseOutcome]:
@@ -173,6 +207,8 @@ class EvalReport:
             "passed": sum(o.passed for o in self.outcomes),
             "accuracy": round(self.accuracy(), 4),
             "groups": self.groups(),
+            "unfaithful": self.unfaithful(),
+            "needs": self.needs_counts(),
             "latency_ms": self.latency(),
             "planners": self.planner_counts(),
             "failures": [asdict(o) for o in self.failures],
@@ -186,8 +222,9 @@ def parse_thresholds(items: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in items:
         group, _, value = item.partition("=")
-        if group not in (*GROUPS, "all"):
-            raise InvalidRequest("--min", f"{group!r} is not a group: {', '.join(GROUPS)} or all")
+        if group not in (*GROUPS, "all", "supported_now"):
+            raise InvalidRequest("--min", f"{group!r} is not a group: {', '.join(GROUPS)}, "
+                                          "supported_now or all")
         try:
             fraction = float(value)
         except ValueError:
@@ -199,10 +236,18 @@ def parse_thresholds(items: list[str]) -> dict[str, float]:
 
 
 def below_thresholds(report: EvalReport, thresholds: dict[str, float]) -> list[str]:
-    """One line per group whose accuracy is under its threshold."""
-    return [f"{group}: {report.accuracy(None if group == 'all' else group):.1%} < {t:.1%}"
-            for group, t in thresholds.items()
-            if report.accuracy(None if group == "all" else group) < t]
+    """One line per group whose accuracy is under its threshold. A set with must-refuse cases
+    also fails on any unfaithful plan that changes the cluster, and any allowed must-refuse."""
+    lines = [f"{group}: {report.accuracy(None if group == 'all' else group):.1%} < {t:.1%}"
+             for group, t in thresholds.items()
+             if report.accuracy(None if group == "all" else group) < t]
+    if any(o.group == "must_refuse" for o in report.outcomes):
+        u = report.unfaithful()
+        if u["changing"]:
+            lines.append(f"{u['changing']} unfaithful plan(s) would change the cluster")
+        if u["must_refuse_allowed"]:
+            lines.append(f"{u['must_refuse_allowed']} must-refuse case(s) got an allowed plan")
+    return lines
 
 
 def run_case(case: EvalCase, settings: Settings) -> CaseOutcome:
@@ -226,14 +271,32 @@ def run_case(case: EvalCase, settings: Settings) -> CaseOutcome:
     reasons = result["decision"]["reasons"]
     expected = case.expect
     passed, reason = True, ""
-    if status != expected.status:
+    allowed = status in ("planned", "needs_confirmation")
+    if case.group == "must_refuse" and status in REFUSALS and expected.status in REFUSALS:
+        # invalid vs no_match is a wording choice; what matters is that nothing would run and
+        # the reason names the part refused.
+        text = "; ".join(reasons)
+        if expected.reason and expected.reason.lower() not in text.lower():
+            passed, reason = False, f"refused, but the reason does not name {expected.reason!r}: " \
+                                    f"{text[:200]}"
+    elif status != expected.status:
         passed, reason = False, "; ".join(reasons) or f"status {status}"
     elif expected.command is not None and not same_command(expected.command, plan_.get("argv")):
         passed, reason = False, "the command differs in meaning"
+    elif expected.reason and expected.reason.lower() not in "; ".join(reasons).lower():
+        passed, reason = False, f"the reason does not name {expected.reason!r}"
+    unfaithful = allowed and (case.group == "must_refuse" or (
+        expected.command is not None and not same_command(expected.command, plan_.get("argv"))))
+    changes = False
+    if unfaithful:
+        from .policy import is_mutating
+
+        changes = bool(plan_.get("argv")) and is_mutating(plan_["argv"])
     return CaseOutcome(
         id=case.id, group=case.group, passed=passed, expected_status=expected.status,
         expected_command=expected.command, got_status=status, got_command=got_command,
         planner=plan_.get("planner"), latency_ms=round(latency, 3), reason=reason,
+        unfaithful=unfaithful, changes_cluster=changes, needs=case.needs,
     )
 
 
@@ -267,6 +330,17 @@ def render_report(report: EvalReport, console: Console) -> None:
     summary.add_row("all", str(sum(o.passed for o in report.outcomes)),
                     str(len(report.outcomes)), f"{report.accuracy():.1%}", style="bold")
     console.print(summary)
+    if any(o.group in ("supported", "must_refuse") for o in report.outcomes):
+        u = report.unfaithful()
+        console.print(f"unfaithful plans (allowed, but not what the words ask): {u['total']}, "
+                      f"of which change the cluster: {u['changing']}; allowed must-refuse: "
+                      f"{u['must_refuse_allowed']}")
+        now = [o for o in report.outcomes if o.group == "supported" and o.needs is None]
+        if now:
+            console.print(f"supported with cards and slots here: {sum(o.passed for o in now)}/"
+                          f"{len(now)} ({report.accuracy('supported_now'):.1%})")
+        for needs, n in report.needs_counts().items():
+            console.print(f"supported but needing a new {needs}: {n['passed']}/{n['total']} right")
 
     lat = report.latency()
     console.print(

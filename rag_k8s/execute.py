@@ -7,6 +7,11 @@ Behaviour callers rely on:
   group gets SIGTERM, then SIGKILL after `KILL_GRACE` seconds, so a child that ignores SIGTERM or a
   grandchild it spawned dies too. A timed-out run reports `timed_out=True` and exit code 124
   (`TIMEOUT_EXIT_CODE`, as coreutils `timeout` does), with whatever output was read before.
+- The executor owns the whole tree (see "Process tree" below): on Linux rag-k8s is a child
+  subreaper, every process kubectl starts carries `RAG_K8S_EXEC_ID` in its environment, and
+  descendants that left the group (`setsid`) are found and killed too: at the timeout, when
+  rag-k8s is interrupted (Ctrl-C, SIGTERM, a server shutting down: `interrupted=True`, exit code
+  130) and when kubectl exits and leaves something behind. Nothing outlives the call.
 - stdout and stderr are drained concurrently; at most `settings.max_output_bytes` of each are kept,
   the rest is read and discarded, and the kept text ends with `... [truncated N bytes]`.
 - Output is decoded as UTF-8 (invalid bytes replaced) and redacted (`rag_k8s.redact`).
@@ -16,14 +21,21 @@ Behaviour callers rely on:
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from .config import Settings
@@ -32,6 +44,7 @@ from .guardrails import executor_findings
 from .redact import redact
 
 TIMEOUT_EXIT_CODE = 124
+INTERRUPTED_EXIT_CODE = 130  # as a shell reports a command stopped by Ctrl-C
 NOT_FOUND_EXIT_CODE = 127
 CANNOT_RUN_EXIT_CODE = 126
 KILL_GRACE = 0.5  # seconds between SIGTERM and SIGKILL of the process group
@@ -57,10 +70,14 @@ class ExecResult:
     truncated: bool = False
     timed_out: bool = False
     dry_run: bool = False
+    # rag-k8s was stopped while kubectl ran; the tree was killed (status `interrupted`).
+    interrupted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """CONTRACT §2's `execution` object."""
-        return asdict(self)
+        """CONTRACT §2's `execution` object (`interrupted` is the result's status, not a field)."""
+        out = asdict(self)
+        del out["interrupted"]
+        return out
 
 
 class _CappedReader(threading.Thread):
@@ -131,6 +148,13 @@ def run(
         )
 
     started = time.monotonic()
+    if _STOPPING.is_set():
+        # rag-k8s is shutting down: a call that got this far is stopped before kubectl starts.
+        return ExecResult(exit_code=INTERRUPTED_EXIT_CODE, stdout="",
+                          stderr=f"kubectl was not started: {_STOPPING_REASON[0]}\n",
+                          duration=0.0, dry_run=dry_run, interrupted=True)
+    become_subreaper()
+    run_id = uuid.uuid4().hex
     try:
         proc = subprocess.Popen(
             [binary, *argv[1:]],
@@ -139,7 +163,7 @@ def run(
             stderr=subprocess.PIPE,
             shell=False,
             start_new_session=True,
-            env=_kubectl_env(),
+            env=_kubectl_env(run_id),
         )
     except OSError as e:
         return ExecResult(
@@ -153,6 +177,30 @@ def run(
             dry_run=dry_run,
         )
 
+    live = _Live(proc, run_id)
+    with _LIVE_LOCK:
+        _LIVE[proc.pid] = live
+    if _STOPPING.is_set():  # the shutdown began while kubectl was starting
+        live.stop_reason = _STOPPING_REASON[0]
+    try:
+        return _supervise(live, started=started, timeout=timeout, settings=settings,
+                          dry_run=dry_run)
+    except BaseException:
+        # Interrupted before the supervisor could take over (or it failed): kill, then re-raise.
+        if proc.returncode is None:  # not reaped: its pid still names only its group
+            with shielded():
+                _kill_tree(live)
+                proc.wait()
+        raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.pop(proc.pid, None)
+
+
+def _supervise(live: _Live, *, started: float, timeout: float, settings: Settings,
+               dry_run: bool) -> ExecResult:
+    """Wait for kubectl, the deadline or an interruption; leave no process of the tree behind."""
+    proc = live.proc
     assert proc.stdout is not None and proc.stderr is not None
     readers = [
         _CappedReader(proc.stdout, settings.max_output_bytes),
@@ -160,29 +208,50 @@ def run(
     ]
     for reader in readers:
         reader.start()
+    threading.Thread(target=_wait_exit, args=(live,), daemon=True).start()
 
     deadline = started + timeout
-    for reader in readers:
-        reader.join(max(0.0, deadline - time.monotonic()))
-    timed_out = any(reader.is_alive() for reader in readers)
-    exit_code: int | None = None
-    if not timed_out:
-        try:
-            exit_code = proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            timed_out = True  # closed its pipes but kept running
-    if timed_out:
-        _kill_group(proc)
+    timed_out = interrupted = False
+    try:
+        while not live.exited.is_set():
+            remaining = deadline - time.monotonic()
+            if live.stop_reason is not None:
+                interrupted = True
+                break
+            if remaining <= 0:
+                timed_out = True
+                break
+            live.wake.wait(remaining)
+            live.wake.clear()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP turned into it by the CLI
+        interrupted = True
+        live.stop_reason = live.stop_reason or "rag-k8s was interrupted"
+    with shielded():  # a second Ctrl-C must not leave the tree half killed
+        if timed_out or interrupted:
+            _kill_tree(live)
+        else:
+            _sweep_leftovers(live)  # kubectl exited: whatever it left behind goes too
+        exit_code = proc.wait()
+        drain_until = time.monotonic() + (_DRAIN_AFTER_KILL if timed_out or interrupted
+                                          else max(0.0, deadline - time.monotonic()) + 0.1)
         for reader in readers:
-            reader.join(_DRAIN_AFTER_KILL)
+            reader.join(max(0.0, drain_until - time.monotonic()))
+        if any(reader.is_alive() for reader in readers) and not interrupted:
+            timed_out = True  # something outside our reach still holds the pipes
+    if timed_out:
         exit_code = TIMEOUT_EXIT_CODE
+    if interrupted:
+        exit_code = INTERRUPTED_EXIT_CODE
+        timed_out = False
     duration = round(time.monotonic() - started, 3)
 
-    assert exit_code is not None
     (out_bytes, out_dropped), (err_bytes, err_dropped) = (r.snapshot() for r in readers)
     stdout = _finish(out_bytes, out_dropped)
     stderr = _finish(err_bytes, err_dropped)
-    if timed_out:
+    if interrupted:
+        stderr += (f"kubectl was stopped after {duration:g}s: {live.stop_reason}; "
+                   "it and every process it started were killed\n")
+    elif timed_out:
         stderr += f"kubectl timed out after {timeout:g}s and was killed\n"
     elif exit_code != 0 and _UNREACHABLE.search(stderr):
         stderr += _unreachable_hint()
@@ -194,35 +263,325 @@ def run(
         truncated=bool(out_dropped or err_dropped),
         timed_out=timed_out,
         dry_run=dry_run,
+        interrupted=interrupted,
     )
 
 
-def _kubectl_env() -> dict[str, str]:
-    """The caller's environment, with kubectl's preferences file off: a kuberc could add
-    defaults and aliases the validator never saw; and no external diff program."""
+def _kubectl_env(run_id: str = "") -> dict[str, str]:
+    """The caller's environment, with kubectl's preferences file off (a kuberc could add
+    defaults and aliases the validator never saw), no external diff program, and the run's
+    mark, which every descendant inherits so that one re-parented to rag-k8s can be told apart
+    from other children."""
     env = {**os.environ, "KUBERC": "off"}
     # `kubectl diff` runs this program on the object files; only its default (`diff -u -N`).
     env.pop("KUBECTL_EXTERNAL_DIFF", None)
+    if run_id:
+        env[RUN_ID_ENV] = run_id
     return env
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the whole group, give it KILL_GRACE, then SIGKILL whatever is left, and reap."""
-    # The leader is not reaped until after SIGKILL, so its pid (= the group id) cannot be reused
-    # by an unrelated process while we still signal the group.
-    pgid = proc.pid
+# ---------------------------------------------------------------- process tree
+#
+# kubectl runs as the leader of a new session, so its group can be signalled at once. A
+# descendant may leave that group (`setsid`) or outlive kubectl; on Linux rag-k8s is therefore a
+# child subreaper (prctl PR_SET_CHILD_SUBREAPER): orphans of the tree are re-parented to rag-k8s
+# instead of init, and carry RUN_ID_ENV, so they are found through /proc and killed, then reaped.
+# Elsewhere (macOS) only the process group is killed: see docs/security.md.
+
+RUN_ID_ENV = "RAG_K8S_EXEC_ID"
+_PR_SET_CHILD_SUBREAPER = 36
+_SUBREAPER: list[bool] = []  # [] until tried, then [whether prctl succeeded]
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+_STOPPING_REASON = ["rag-k8s is shutting down"]
+_SWEEP_ROUNDS = 20
+
+
+class _Live:
+    """One running kubectl: its process, its run mark, and how the supervisor is woken."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], run_id: str) -> None:
+        self.proc = proc
+        self.run_id = run_id
+        self.thread = threading.get_ident()  # the caller's thread, for interrupt_thread
+        self.wake = threading.Event()
+        self.exited = threading.Event()
+        self.stop_reason: str | None = None
+        self.seen: set[int] = set()  # pids found in the tree, to reap once they are ours
+
+
+_LIVE: dict[int, _Live] = {}
+
+
+def become_subreaper() -> bool:
+    """Make this process a child subreaper (Linux), once; False where the platform has none."""
+    if not _SUBREAPER:
+        ok = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                ok = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+            except (OSError, AttributeError):
+                ok = False
+        _SUBREAPER.append(ok)
+    return _SUBREAPER[0]
+
+
+def interrupt_all(reason: str = "rag-k8s is shutting down") -> int:
+    """Stop every kubectl now running (their calls return `interrupted`); the count stopped."""
+    with _LIVE_LOCK:
+        lives = list(_LIVE.values())
+    for live in lives:
+        live.stop_reason = live.stop_reason or reason
+        live.wake.set()
+    return len(lives)
+
+
+def interrupt_thread(thread_id: int, reason: str) -> int:
+    """Stop the kubectl that the thread `thread_id` is running (one caller of a shared server
+    went away); the count stopped."""
+    with _LIVE_LOCK:
+        lives = [live for live in _LIVE.values() if live.thread == thread_id]
+    for live in lives:
+        live.stop_reason = live.stop_reason or reason
+        live.wake.set()
+    return len(lives)
+
+
+def begin_shutdown(reason: str = "rag-k8s is shutting down") -> None:
+    """Refuse new kubectl runs and stop the running ones, without waiting (signal handlers)."""
+    _STOPPING_REASON[0] = reason
+    _STOPPING.set()
+    interrupt_all(reason)
+
+
+def shutdown(reason: str = "rag-k8s is shutting down", wait: float = 10.0) -> None:
+    """Refuse new kubectl runs, stop the running ones and wait (bounded) until their operations
+    are audited. For server shutdown, MCP stdio closing and interpreter exit."""
+    begin_shutdown(reason)
+    with _OPS_DONE:
+        _OPS_DONE.wait_for(lambda: _OPS[0] == 0, timeout=wait)
+
+
+def reset_shutdown() -> None:
+    """Accept kubectl runs again (tests that shut down an in-process server)."""
+    _STOPPING.clear()
+
+
+_OPS = [0]
+_OPS_DONE = threading.Condition()
+
+
+@contextmanager
+def operation() -> Iterator[None]:
+    """Marks one pipeline call (plan, run, audit) in flight, so `shutdown` waits for its line."""
+    with _OPS_DONE:
+        _OPS[0] += 1
+    try:
+        yield
+    finally:
+        with _OPS_DONE:
+            _OPS[0] -= 1
+            _OPS_DONE.notify_all()
+
+
+@atexit.register
+def _at_exit() -> None:
+    if _LIVE or _OPS[0]:
+        shutdown("rag-k8s is exiting", wait=KILL_GRACE + _DRAIN_AFTER_KILL + 2)
+
+
+@contextmanager
+def shielded(reraise: bool = False) -> Iterator[None]:
+    """In the main thread, hold SIGINT/SIGTERM off while the tree is killed or the audit line
+    written; with `reraise`, a signal that came meanwhile is raised as KeyboardInterrupt after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    saved = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            saved[sig] = signal.signal(sig, lambda s, f: caught.append(s))
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    if caught and reraise:
+        raise KeyboardInterrupt
+
+
+def _wait_exit(live: _Live) -> None:
+    """Wake the supervisor when kubectl exits, without reaping it (its pid keeps naming the
+    group until the supervisor has swept it)."""
+    try:
+        os.waitid(os.P_PID, live.proc.pid, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        pass  # already reaped
+    except OSError:
+        pass
+    live.exited.set()
+    live.wake.set()
+
+
+def _kill_tree(live: _Live) -> None:
+    """SIGTERM the group and every descendant, give them KILL_GRACE, then SIGKILL what is left
+    until nothing of the tree remains, and reap what became ours."""
+    pgid = live.proc.pid
+    tree = _tree(live)
     _signal_group(pgid, signal.SIGTERM)
+    _signal_pids(tree, signal.SIGTERM)
     grace_end = time.monotonic() + KILL_GRACE
-    while time.monotonic() < grace_end and not _has_exited(proc.pid):
+    while time.monotonic() < grace_end and not (
+            _has_exited(live.proc.pid) and not _alive(_tree(live) | tree)):
         time.sleep(0.01)
-    _signal_group(pgid, signal.SIGKILL)  # also the grandchildren that outlived the leader
-    proc.wait()
+    _sweep(live, extra=tree)
+
+
+def _sweep_leftovers(live: _Live) -> None:
+    """kubectl exited: kill whatever of its tree is still there (normally nothing)."""
+    _sweep(live, extra=set())
+
+
+def _sweep(live: _Live, extra: set[int]) -> None:
+    pgid = live.proc.pid
+    found = set(extra)
+    for _ in range(_SWEEP_ROUNDS):
+        tree = _tree(live)  # before killing: a dead orphan no longer shows its run mark
+        found |= tree
+        alive = _alive(tree)
+        # The leader is not reaped yet, so pgid cannot name an unrelated group.
+        _signal_group(pgid, signal.SIGKILL)
+        if not alive:
+            break
+        _signal_pids(alive, signal.SIGKILL)
+        time.sleep(0.005)
+    _reap(found - {live.proc.pid})
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if _state(pid) not in (None, "Z", "X")}
+
+
+def _signal_pids(pids: set[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _reap(pids: set[int]) -> None:
+    """waitpid the pids of the tree that became our children (re-parented to the subreaper)."""
+    pending = set(pids)
+    end = time.monotonic() + 1.0
+    while pending and time.monotonic() < end:
+        for pid in list(pending):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                # Not our child (yet): gone, or its dying parent has not handed it over.
+                if _state(pid) is None:
+                    pending.discard(pid)
+                continue
+            if done:
+                pending.discard(pid)
+        if pending:
+            time.sleep(0.005)
+
+
+def _tree(live: _Live) -> set[int]:
+    """Live pids of kubectl's tree, kubectl excluded: its descendants, and our children (orphans
+    re-parented to the subreaper) that carry this run's mark, with theirs. Linux only."""
+    if not sys.platform.startswith("linux"):
+        return set()
+    me = os.getpid()
+    leader = live.proc.pid
+    roots = [pid for pid in _children(me)
+             if pid != leader and pid not in _LIVE
+             and (_run_id_of(pid) == live.run_id or _group(pid) == leader)]
+    found: set[int] = set()
+    stack = [leader, *roots]
+    found.update(roots)
+    while stack:
+        for child in _children(stack.pop()):
+            if child not in found and child != leader:
+                found.add(child)
+                stack.append(child)
+    live.seen |= found
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    """Child pids of `pid`: /proc/PID/task/*/children (every thread's), else a /proc scan
+    (kernels built without CONFIG_PROC_CHILDREN)."""
+    out: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            out.extend(int(p) for p in (task / "children").read_text().split())
+        except FileNotFoundError:
+            if task.exists() and not _HAS_CHILDREN_FILE:
+                return [p for p in _all_pids() if _parent(p) == pid]
+        except (OSError, ValueError):
+            continue  # the thread ended meanwhile
+    return out
+
+
+_HAS_CHILDREN_FILE = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
+
+
+def _all_pids() -> list[int]:
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def _state(pid: int) -> str | None:
+    """The /proc state letter of `pid` (R, S, Z, ...), None when it does not exist."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def _parent(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def _group(pid: int) -> int | None:
+    """The process group of `pid` (kept by a zombie, unlike its environment)."""
+    fields = _stat_fields(pid)
+    return int(fields[2]) if fields else None
+
+
+def _run_id_of(pid: int) -> str | None:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    prefix = RUN_ID_ENV.encode() + b"="
+    for item in raw.split(b"\0"):
+        if item.startswith(prefix):
+            return item[len(prefix):].decode(errors="replace")
+    return None
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pgid, sig)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass  # the group is already gone
 
 

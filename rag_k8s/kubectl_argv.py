@@ -13,161 +13,19 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .errors import ArgvError
-from .vocab import normalize_resource
+from .verbs import (
+    GLOBAL_FLAGS, NEVER_RUN, OPTIONAL_DEFAULT, READ_ONLY_VERBS, SERVER_DRY_RUN_VERBS, VERBS,
+    extends, is_prefix,
+)
+from .vocab import CATEGORIES, normalize_resource
 
 FlagKind = Literal["bool", "value", "optional"]
 
-# Taken from `kubectl options` and `kubectl <verb> --help` of kubectl 1.37.1 (tests/test_kubectl_argv.py
-# checks this table against the pinned binary). Per entry: boolean flags, flags taking a value, and
-# flags whose value is optional (`--dry-run` alone means client). `x/name` is `-x, --name`.
-_GLOBAL_FLAGS = (
-    "disable-compression insecure-skip-tls-verify match-server-version warnings-as-errors h/help",
-    "as as-group as-uid as-user-extra cache-dir certificate-authority client-certificate client-key "
-    "cluster context kubeconfig kuberc log-flush-frequency n/namespace password profile "
-    "profile-output proxy-url request-timeout s/server tls-server-name token user username v/v "
-    "vmodule",
-    "",
-)
-_VERB_FLAGS: dict[str, tuple[str, str, str]] = {
-    "get": (
-        "A/all-namespaces allow-missing-template-keys ignore-not-found no-headers "
-        "output-watch-events R/recursive server-print show-kind show-labels show-managed-fields "
-        "w/watch watch-only",
-        "chunk-size field-selector f/filename k/kustomize L/label-columns o/output raw l/selector "
-        "sort-by subresource template",
-        "",
-    ),
-    "describe": (
-        "A/all-namespaces R/recursive show-events",
-        "chunk-size f/filename k/kustomize l/selector",
-        "",
-    ),
-    "logs": (
-        "all-containers all-pods f/follow ignore-errors insecure-skip-tls-verify-backend prefix "
-        "p/previous timestamps",
-        "c/container limit-bytes max-log-requests pod-running-timeout l/selector since since-time "
-        "tail",
-        "",
-    ),
-    "events": (
-        "A/all-namespaces allow-missing-template-keys no-headers show-managed-fields w/watch",
-        "chunk-size for o/output template types",
-        "",
-    ),
-    "top pod": (
-        "A/all-namespaces containers no-headers show-swap sum use-protocol-buffers",
-        "field-selector l/selector sort-by",
-        "",
-    ),
-    "top node": (
-        "no-headers show-capacity show-swap use-protocol-buffers",
-        "l/selector sort-by",
-        "",
-    ),
-    "auth can-i": (
-        "A/all-namespaces list no-headers q/quiet",
-        "subresource",
-        "",
-    ),
-    "rollout restart": (
-        "allow-missing-template-keys R/recursive show-managed-fields",
-        "field-manager f/filename k/kustomize o/output l/selector template",
-        "",
-    ),
-    "rollout status": (
-        "R/recursive w/watch",
-        "f/filename k/kustomize revision l/selector timeout",
-        "",
-    ),
-    "rollout history": (
-        "allow-missing-template-keys R/recursive show-managed-fields",
-        "f/filename k/kustomize o/output revision l/selector template",
-        "",
-    ),
-    "rollout undo": (
-        "allow-missing-template-keys R/recursive show-managed-fields",
-        "f/filename k/kustomize o/output l/selector template to-revision",
-        "dry-run",
-    ),
-    "rollout pause": (
-        "allow-missing-template-keys R/recursive show-managed-fields",
-        "field-manager f/filename k/kustomize o/output l/selector template",
-        "",
-    ),
-    "rollout resume": (
-        "allow-missing-template-keys R/recursive show-managed-fields",
-        "field-manager f/filename k/kustomize o/output l/selector template",
-        "",
-    ),
-    "scale": (
-        "all allow-missing-template-keys R/recursive show-managed-fields",
-        "current-replicas f/filename k/kustomize o/output replicas resource-version l/selector "
-        "template timeout",
-        "dry-run",
-    ),
-    "set image": (
-        "all allow-missing-template-keys local R/recursive show-managed-fields",
-        "field-manager f/filename k/kustomize o/output l/selector template",
-        "dry-run",
-    ),
-    "autoscale": (
-        "allow-missing-template-keys R/recursive save-config show-managed-fields",
-        "cpu field-manager f/filename k/kustomize max memory min name o/output template",
-        "dry-run",
-    ),
-    "cordon": ("", "l/selector", "dry-run"),
-    "uncordon": ("", "l/selector", "dry-run"),
-    "drain": (
-        "delete-emptydir-data disable-eviction force ignore-daemonsets",
-        "chunk-size grace-period pod-selector l/selector skip-wait-for-delete-timeout timeout",
-        "dry-run",
-    ),
-    "delete": (
-        "all A/all-namespaces force ignore-not-found i/interactive now R/recursive wait",
-        "field-selector f/filename grace-period k/kustomize o/output raw l/selector timeout",
-        "cascade dry-run",
-    ),
-    # Manifest verbs (rag_k8s/manifests.py judges the objects their files hold).
-    "apply": (
-        "all allow-missing-template-keys force force-conflicts openapi-patch overwrite prune "
-        "R/recursive server-side show-managed-fields wait",
-        "field-manager f/filename grace-period k/kustomize o/output prune-allowlist l/selector "
-        "subresource template timeout",
-        "cascade dry-run validate",
-    ),
-    "create": (
-        "allow-missing-template-keys edit R/recursive save-config show-managed-fields "
-        "windows-line-endings",
-        "field-manager f/filename k/kustomize o/output raw l/selector template",
-        "dry-run validate",
-    ),
-    "diff": (
-        "force-conflicts prune R/recursive server-side show-managed-fields show-secrets",
-        "concurrency field-manager f/filename k/kustomize prune-allowlist l/selector",
-        "",
-    ),
-}
-# The value a bare optional-value flag takes (pflag's NoOptDefVal).
-_OPTIONAL_DEFAULT = {"dry-run": "unchanged", "cascade": "background", "validate": "strict"}
-
-# Verbs whose first word has sub-commands the agent knows (`rollout restart`, `set image`, ...).
-_PARENTS = frozenset({"rollout", "set", "auth", "top"})
-# Verbs that never change the cluster.
-READ_ONLY_VERBS = frozenset(
-    {"get", "describe", "logs", "events", "top", "auth can-i", "rollout status", "rollout history",
-     "diff"}
-)
-# Verbs whose first positional is `kind`, `kind name...` or `kind/name...`.
-_RESOURCE_VERBS = frozenset(
-    {"get", "describe", "delete", "rollout restart", "rollout status", "rollout history",
-     "rollout undo", "rollout pause", "rollout resume", "scale", "set image", "autoscale"}
-)
-_NODE_VERBS = frozenset({"cordon", "uncordon", "drain"})
-# Mutating verbs whose pinned kubectl accepts --dry-run=server (`rollout restart` has no --dry-run).
-SERVER_DRY_RUN_VERBS = frozenset(
-    v for v, (_, _, optional) in _VERB_FLAGS.items()
-    if "dry-run" in optional.split() and v not in READ_ONLY_VERBS
-)
+# The flag tables, read-only verbs and dry-run support all come from the one verb table
+# (rag_k8s/verbs.py, checked against the pinned kubectl 1.37.1 by tests/test_kubectl_argv.py).
+_GLOBAL_FLAGS = GLOBAL_FLAGS
+_VERB_FLAGS: dict[str, tuple[str, str, str]] = {w: spec.flags for w, spec in VERBS.items()}
+_OPTIONAL_DEFAULT = OPTIONAL_DEFAULT
 _TRUE = frozenset({"1", "t", "T", "true", "TRUE", "True"})
 _FALSE = frozenset({"0", "f", "F", "false", "FALSE", "False"})
 
@@ -339,22 +197,42 @@ def parse_argv(argv: list[str]) -> ParsedArgv:
     reader = _Reader(argv)
     pre_verb: list[str] = []
     words: list[str] = []
-    # Before the verb is known only global flags can be read (kubectl's own rule).
+    # Before the verb is known only global flags can be read (kubectl's own rule). The verb is
+    # the longest run of words the verb table knows (`create service clusterip`, `rollout pause`).
     while reader.i < len(reader.tokens):
         token = reader.tokens[reader.i]
         if token == "--":
             break
-        reader.i += 1
         if _is_flag(token):
+            if words and " ".join(words) in VERBS:
+                break  # `create -f`: the verb's own flags follow
+            reader.i += 1
             where = "before the verb" if not words else f"after `kubectl {words[0]}`"
             pre_verb += reader.read_flag(token, GLOBAL_TABLE, strict=True, where=where)
             continue
+        if words and words[0] == "top":
+            words.append(token)  # `top pods`, `top no`: normalised below
+            reader.i += 1
+            break
+        candidate = (*words, token)
+        if words and not is_prefix(candidate):
+            known = VERBS.get(" ".join(words))
+            if (known is not None and known.targets not in ("none", "files")) or (
+                known is None and " ".join(words) in NEVER_RUN
+            ):
+                break  # `exec pod`: the token is a positional
+            # `create secret`, `cluster-info foo`, `config frobnicate`: an unknown sub-command
+            words.append(token)
+            reader.i += 1
+            break
         words.append(token)
-        if words[0] not in _PARENTS or len(words) == 2:
+        reader.i += 1
+        if not extends(candidate):
             break
     if not words:
         raise ArgvError("the command has no kubectl verb")
-    if words[0] in _PARENTS and len(words) < 2:
+    joined = " ".join(words)
+    if words[0] in ("rollout", "set", "top") and len(words) < 2 and joined not in VERBS:
         raise ArgvError(f"`kubectl {words[0]}` needs a sub-command")
 
     top_kind: str | None = None
@@ -364,7 +242,7 @@ def parse_argv(argv: list[str]) -> ParsedArgv:
             raise ArgvError(f"`kubectl top {words[1]}` is not `top pod` or `top node`")
         verb, table_key = "top", f"top {top_kind}"
     else:
-        verb = table_key = " ".join(words)
+        verb = table_key = joined
     table = VERB_TABLES.get(table_key)
     strict = table is not None
     where = f"for `kubectl {verb}`"
@@ -416,18 +294,22 @@ def _targets(
     verb: str, top_kind: str | None, positional: list[str], flags: Mapping[str, list[str]],
     strict: bool,
 ) -> tuple[str | None, str | None, list[str], list[str]]:
-    """(resource as written, canonical kind, names, extra positionals) for one verb."""
-    if verb == "top":
+    """(resource as written, canonical kind, names, extra positionals) for one verb, read the way
+    the verb table's `targets` says."""
+    spec = VERBS.get(f"top {top_kind}" if verb == "top" else verb)
+    how = spec.targets if spec is not None else "object"
+    if how == "top":
         if len(positional) > 1:
             raise ArgvError("`kubectl top` takes at most one name")
         return top_kind, top_kind, positional, []
-    if verb == "events":
+    if how == "events":
         if positional:
             raise ArgvError("`kubectl events` takes no positional arguments; use --for=kind/name")
         return "events", "event", [], []
-    if verb == "logs":
+    if how == "pod":
         if not positional:
-            return None, None, [], []
+            # `kubectl logs -l app=web`: the pods the selector picks.
+            return ("pod", "pod", [], []) if flags.get("selector") else (None, None, [], [])
         if len(positional) > 2:
             raise ArgvError("`kubectl logs` takes a pod and at most one container")
         first, extra = positional[0], positional[1:]
@@ -435,43 +317,101 @@ def _targets(
             resource, name = _split_kind_name(first)
             return resource, normalize_resource(resource), [name], extra
         return "pod", "pod", [first], extra
-    if verb in _NODE_VERBS:
-        names = []
-        for token in positional:
-            if "/" in token:
-                resource, token = _split_kind_name(token)
-                if normalize_resource(resource) != "node":
-                    raise ArgvError(f"`kubectl {verb}` acts on nodes, not {resource!r}")
-            names.append(token)
-        return "node", "node", names, []
-    if verb == "auth can-i":
-        if not positional:
-            return None, None, [], []
-        asked, rest = positional[0], positional[1:]
-        if not rest:
-            return None, None, [], [asked]
-        if len(rest) > 2:
-            raise ArgvError("`kubectl auth can-i` takes a verb, a resource and at most one name")
-        target, names = rest[0], rest[1:]
-        if "/" in target and not target.startswith("/"):
-            target, name = _split_kind_name(target)
-            if names:
-                raise ArgvError("give the name either as kind/name or as a separate word")
-            names = [name]
-        kind = "*" if target == "*" else normalize_resource(target)
-        return target, kind, names, [asked]
-    if verb in _RESOURCE_VERBS or not strict:
-        return _resource_targets(verb, positional, strict)
-    return None, None, [], positional
+    if how in ("nodes", "taint"):
+        return _node_targets(verb, positional, taint=how == "taint")
+    if how == "can-i":
+        if not positional and flags.get("list") and flags["list"][-1] == "true":
+            return "*", "*", [], []  # `auth can-i --list`: every kind, in the namespace
+        return _can_i_targets(positional)
+    if how == "files":
+        # `apply -f x deployment/api`: kept as extras, for rag_k8s/manifests.py to refuse in its
+        # own words (files verbs name their objects through -f/-k only).
+        return None, None, [], positional
+    if how == "none":
+        if positional:
+            raise ArgvError(f"`kubectl {verb}` takes no positional arguments here, "
+                            f"not {positional[0]!r}")
+        return None, None, [], []
+    if how == "schema":
+        if len(positional) != 1:
+            raise ArgvError("`kubectl explain` takes one resource, like deployment.spec.replicas")
+        first = positional[0].split(".")[0]
+        return positional[0], normalize_resource(first), [], []
+    if how == "named":
+        assert spec is not None
+        if len(positional) != 1:
+            raise ArgvError(f"`kubectl {verb}` takes exactly one name")
+        return spec.kind, spec.kind, positional, []
+    return _resource_targets(verb, positional, strict, pairs=how == "pairs")
+
+
+def _is_pair(token: str) -> bool:
+    """A `key=value` or `key-` argument (label, annotate, set env, set image); names never hold
+    `=` and never end with `-` (DNS-1123)."""
+    return "=" in token or token.endswith("-")
+
+
+def _node_targets(verb: str, positional: list[str], *, taint: bool
+                  ) -> tuple[str | None, str | None, list[str], list[str]]:
+    names: list[str] = []
+    extra: list[str] = []
+    tokens = list(positional)
+    if taint:
+        # `kubectl taint nodes n1 n2 key=value:Effect key:Effect-`: the kind comes first.
+        if not tokens:
+            raise ArgvError("`kubectl taint` needs nodes, a node name and a taint")
+        first = tokens[0]
+        if "/" not in first:
+            if normalize_resource(first) != "node":
+                raise ArgvError(f"`kubectl taint` acts on nodes, not {first!r}")
+            tokens = tokens[1:]
+    for token in tokens:
+        if taint and (":" in token or _is_pair(token)):
+            extra.append(token)
+            continue
+        if extra:
+            raise ArgvError(f"{token!r} comes after the taints; name the nodes first")
+        if "/" in token:
+            resource, token = _split_kind_name(token)
+            if normalize_resource(resource) != "node":
+                raise ArgvError(f"`kubectl {verb}` acts on nodes, not {resource!r}")
+        names.append(token)
+    return "node", "node", names, extra
+
+
+def _can_i_targets(positional: list[str]) -> tuple[str | None, str | None, list[str], list[str]]:
+    if not positional:
+        return None, None, [], []
+    asked, rest = positional[0], positional[1:]
+    if not rest:
+        return None, None, [], [asked]
+    if len(rest) > 2:
+        raise ArgvError("`kubectl auth can-i` takes a verb, a resource and at most one name")
+    target, names = rest[0], rest[1:]
+    if "/" in target and not target.startswith("/"):
+        target, name = _split_kind_name(target)
+        if names:
+            raise ArgvError("give the name either as kind/name or as a separate word")
+        names = [name]
+    kind = "*" if target == "*" else normalize_resource(target)
+    return target, kind, names, [asked]
+
+
+def _kind_of(resource: str) -> str | None:
+    """The canonical kind, or the category name (`all`) kubectl expands."""
+    return normalize_resource(resource) or (resource if resource in CATEGORIES else None)
 
 
 def _resource_targets(
-    verb: str, positional: list[str], strict: bool
+    verb: str, positional: list[str], strict: bool, *, pairs: bool = False
 ) -> tuple[str | None, str | None, list[str], list[str]]:
-    # `set image` ends with container=image pairs; nothing else takes `=` in a positional.
-    if verb == "set image":
-        split = next((i for i, t in enumerate(positional) if "=" in t), len(positional))
+    # label, annotate, set env and set image end with key=value / key- pairs.
+    if pairs:
+        split = next((i for i, t in enumerate(positional) if _is_pair(t)), len(positional))
         objects, extra = positional[:split], positional[split:]
+        stray = [t for t in extra if not _is_pair(t)]
+        if stray:
+            raise ArgvError(f"{stray[0]!r} comes after the key=value pairs; name objects first")
     else:
         objects, extra = positional, []
     if not objects:
@@ -483,18 +423,18 @@ def _resource_targets(
             return resource, normalize_resource(resource), [name], extra + objects[1:]
         return first, normalize_resource(first), objects[1:], extra
     if "/" in objects[0]:
-        pairs = []
+        kinded = []
         for token in objects:
             if "/" not in token:
                 raise ArgvError(
                     f"{token!r} mixes kind/name and separate names; use one form"
                 )
-            pairs.append(_split_kind_name(token))
-        kinds = {normalize_resource(r) or r for r, _ in pairs}
+            kinded.append(_split_kind_name(token))
+        kinds = {normalize_resource(r) or r for r, _ in kinded}
         if len(kinds) > 1:
             raise ArgvError("the command names more than one kind; give one kind per command")
-        resource = pairs[0][0]
-        return resource, normalize_resource(resource), [n for _, n in pairs], extra
+        resource = kinded[0][0]
+        return resource, normalize_resource(resource), [n for _, n in kinded], extra
     resource, names = objects[0], objects[1:]
     if "," in resource:
         raise ArgvError(
@@ -503,7 +443,7 @@ def _resource_targets(
     for name in names:
         if "/" in name:
             raise ArgvError(f"{name!r} mixes kind/name and separate names; use one form")
-    return resource, normalize_resource(resource), names, extra
+    return resource, _kind_of(resource), names, extra
 
 
 def with_server_dry_run(argv: list[str]) -> list[str] | None:
@@ -525,4 +465,29 @@ def with_server_dry_run(argv: list[str]) -> list[str] | None:
         out.insert(out.index("--"), "--dry-run=server")
     else:
         out.append("--dry-run=server")
+    return out
+
+
+def redacted_env_argv(argv: list[str]) -> list[str]:
+    """The argv with the value of every secret-looking variable hidden: `set env` pairs
+    (`DB_PASSWORD=x`), `--env=K=V` / `-e K=V` and `--from-literal=K=V`. "Secret-looking" is the one
+    rule of rag_k8s.redact (`is_credential_key`); the audit log applies it to every argument, and
+    this helper lets any other display do the same."""
+    from .redact import REDACTED, is_credential_key
+
+    def hide(pair: str) -> str:
+        key, eq, value = pair.partition("=")
+        return f"{key}={REDACTED}" if eq and value and is_credential_key(key) else pair
+
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        prefix = next((p for p in ("--env=", "--from-literal=") if arg.startswith(p)), None)
+        if prefix is not None:
+            out.append(prefix + hide(arg[len(prefix):]))
+        elif i and argv[i - 1] in ("-e", "--env", "--from-literal") or (
+            not arg.startswith("-") and "=" in arg
+        ):
+            out.append(hide(arg))
+        else:
+            out.append(arg)
     return out

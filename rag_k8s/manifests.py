@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,8 @@ from .errors import ArgvError
 from .guardrails import Subject, argv_shape, no_credential_flags, restart_suggestion
 from .kubectl_argv import ParsedArgv, parse_argv
 from .policy import Decision, Policy
+from . import verbs
+from .yamlsafe import DuplicateKeyError, StrictSafeLoader
 from .vocab import CLUSTER_SCOPED, RISK_ORDER, base_risk, is_dns1123_label, normalize_resource
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from .execute import ExecResult
     from .request import Request
 
-MANIFEST_VERBS = frozenset({"apply", "create", "delete", "diff"})
+MANIFEST_VERBS = verbs.MANIFEST_VERBS  # apply, create, delete, diff (the one verb table)
 MANIFEST_EXTENSIONS = (".yaml", ".yml", ".json")  # what kubectl reads from a folder given to -f
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 MAX_FILE_BYTES = 1024 * 1024
@@ -254,7 +256,11 @@ def _read(path: Path) -> bytes:
 
 def _documents(text: str, source: str) -> list[tuple[dict[str, Any], str]]:
     try:
-        docs = list(yaml.safe_load_all(text))
+        # Duplicate keys refused: `namespace: dev` then `namespace: kube-system` must not be
+        # read one way here and another way by kubectl.
+        docs = list(yaml.load_all(text, Loader=StrictSafeLoader))  # noqa: S506 - a SafeLoader
+    except DuplicateKeyError as e:
+        raise ManifestError(f"{source}: {e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -280,7 +286,7 @@ def _flatten(doc: Any, where: str) -> list[tuple[dict[str, Any], str]]:
     return [(doc, where)]
 
 
-def _object(doc: dict[str, Any], where: str, verb: str, namespace: str | None) -> ManifestObject:
+def _object(doc: dict[str, Any], where: str, namespace: str | None) -> ManifestObject:
     kind, meta = doc.get("kind"), doc.get("metadata")
     if not isinstance(kind, str) or not kind or not isinstance(doc.get("apiVersion"), str):
         raise ManifestError(f"{where}: an object needs apiVersion and kind")
@@ -319,7 +325,7 @@ def load(parsed: ParsedArgv, *, settings: Settings, timeout: float) -> Manifests
     if len(docs) > MAX_OBJECTS:
         raise ManifestError(f"{len(docs)} objects: at most {MAX_OBJECTS} in one command")
     namespace = parsed.namespace
-    objects = tuple(_object(doc, where, parsed.verb, namespace) for doc, where in docs)
+    objects = tuple(_object(doc, where, namespace) for doc, where in docs)
     return Manifests(objects, digest.hexdigest())
 
 
@@ -343,7 +349,7 @@ def check_kustomization(folder: Path, seen: set[Path] | None = None) -> None:
     if path is None:
         raise ManifestError(f"{folder}: no kustomization.yaml in the folder given to -k")
     try:
-        data = yaml.safe_load(_read(path).decode("utf-8")) or {}
+        data = yaml.load(_read(path).decode("utf-8"), Loader=StrictSafeLoader) or {}  # noqa: S506
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ManifestError(f"{path}: is not valid YAML: {e}") from None
     if not isinstance(data, dict):
@@ -511,7 +517,6 @@ class ManifestStage:
 
     decision: Decision
     preview: Preview | None = None
-    objects: list[str] = field(default_factory=list)
 
 
 def evaluate(argv: list[str], *, policy: Policy, settings: Settings, request: Request,
@@ -524,7 +529,9 @@ def evaluate(argv: list[str], *, policy: Policy, settings: Settings, request: Re
                                 timeout=request.timeout)
     if not decision.allowed or manifests is None:
         return ManifestStage(decision)
-    changes = parsed.verb != "diff" and not request.dry_run
+    # A command that is itself a server-side dry run changes nothing either.
+    changes = parsed.verb != "diff" and not request.dry_run and \
+        parsed.value("dry-run") != "server"
     pv = preview(argv, parsed, manifests, settings=settings, timeout=request.timeout,
                  run_diff=run and changes)
     if pv.error is not None:

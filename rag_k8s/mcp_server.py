@@ -1,4 +1,5 @@
-"""The MCP door: tools `plan`, `k8s_exec` and `retrieve` on the official `mcp` 2.x `MCPServer`.
+"""The MCP door: tools `plan`, `k8s_exec`, `kubectl` (the argv door) and `retrieve` on the
+official `mcp` 2.x `MCPServer`.
 
 stdio by default (nothing but protocol on stdout: logging goes to stderr); `--http` serves
 streamable HTTP on 127.0.0.1. The input schema of `plan` and `k8s_exec` is the published request
@@ -40,7 +41,9 @@ EXEC_DESCRIPTION = (
     "Plan, check and run one kubectl command. Medium/high risk actions return "
     "status needs_confirmation unless constraints.confirm is true: show the command to the user and "
     "ask before confirming. constraints.dryRun previews without changing the cluster. Returns the "
-    "rag-k8s result with the kubectl output in execution."
+    "rag-k8s result with the kubectl output in execution. intent diagnose runs a read-only "
+    "runbook and returns `findings` (worst first: severity, reason, summary, quoted evidence, "
+    "and a suggested action already judged by the policy, never run)."
 )
 KUBECTL_DESCRIPTION = (
     "Run one exact kubectl command, given as an argv list starting with \"kubectl\" (the argv "
@@ -167,7 +170,56 @@ def run(settings: Settings | None = None, *, http: bool = False, port: int = 800
     # stdout belongs to the protocol: every diagnostic goes to stderr.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, force=True)
     server = build_server(settings)
-    if http:
-        server.run("streamable-http", host="127.0.0.1", port=port)
-    else:
-        server.run("stdio")
+    from . import execute
+
+    _stop_kubectl_on_signals()
+    try:
+        if http:
+            server.run("streamable-http", host="127.0.0.1", port=port)
+        else:
+            _stop_kubectl_when_stdin_closes()
+            server.run("stdio")
+    finally:
+        execute.shutdown("the MCP server is shutting down")  # waits for in-flight audit lines
+
+
+def _stop_kubectl_on_signals() -> None:
+    """SIGINT/SIGTERM/SIGHUP first stop the kubectl of calls in flight (they answer
+    `interrupted`, audited): the event loop would otherwise wait for their threads."""
+    import signal
+
+    from . import execute
+
+    def stop(signum: int, frame: Any) -> None:
+        execute.begin_shutdown(f"the MCP server is shutting down ({signal.Signals(signum).name})")
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+
+def _stop_kubectl_when_stdin_closes() -> None:
+    """Put a pipe in front of stdin, so that the client closing it stops the kubectl of calls in
+    flight before the transport sees the end (which would wait for them to finish)."""
+    import os
+    import threading
+
+    from . import execute
+
+    real_stdin = os.dup(0)
+    read_end, write_end = os.pipe()
+    os.dup2(read_end, 0)
+    os.close(read_end)
+
+    def pump() -> None:
+        try:
+            while chunk := os.read(real_stdin, 65536):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(write_end, view):]
+        except OSError:
+            pass
+        execute.begin_shutdown("the MCP client closed stdin")
+        os.close(write_end)
+
+    threading.Thread(target=pump, name="rag-k8s-stdin", daemon=True).start()

@@ -8,6 +8,8 @@ all mean the command does not run.
 from __future__ import annotations
 
 import re
+import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,11 +17,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import yamlsafe
 from .errors import ArgvError, PolicyError
 from .guardrails import GUARDRAILS, Finding, Subject
 from .kubectl_argv import ParsedArgv, parse_argv
+from .verbs import NEVER_RUN, OBJECT_FREE_VERBS, POLICY_VERBS, VERBS, never_run_reason
 from .vocab import (
-    CLUSTER_SCOPED, INTENTS, RESOURCES, RISK_ORDER, base_risk, is_dns1123_label, max_risk,
+    CATEGORIES, CLUSTER_SCOPED, INTENTS, RESOURCES, RISK_ORDER, base_risk, is_dns1123_label,
+    max_risk,
 )
 
 if TYPE_CHECKING:
@@ -28,29 +33,9 @@ if TYPE_CHECKING:
 NAMESPACES_FILE = "namespaces.yaml"
 RBAC_FILE = "rbac-allowlist.yaml"
 
-# kubectl verb -> the intents it serves, the first one deciding its risk (CONTRACT §3-§4).
-VERB_INTENTS: dict[str, tuple[str, ...]] = {
-    "get": ("get", "diagnose"),
-    "describe": ("describe", "diagnose"),
-    "logs": ("logs", "diagnose"),
-    "events": ("events", "diagnose"),
-    "top": ("top",),
-    "auth can-i": ("can-i",),
-    "rollout status": ("rollout-status",),
-    "rollout history": ("rollout-history",),
-    "rollout restart": ("restart",),
-    "rollout undo": ("rollback",),
-    "scale": ("scale",),
-    "set image": ("set-image",),
-    "autoscale": ("autoscale",),
-    "cordon": ("cordon",),
-    "uncordon": ("uncordon",),
-    "drain": ("drain",),
-    "delete": ("delete",),
-    "apply": ("apply",),
-    "create": ("create",),
-    "diff": ("diff",),
-}
+# kubectl verb -> the intents it serves, the first one deciding its risk (CONTRACT §3-§4), from
+# the one verb table (rag_k8s/verbs.py).
+VERB_INTENTS: Mapping[str, tuple[str, ...]] = POLICY_VERBS
 _KINDS = frozenset(RESOURCES) | {"*"}
 
 
@@ -130,14 +115,23 @@ class RbacFile(BaseModel):
     secrets: SecretsRule
     forbidden_flags: list[str]
     max_replicas: int = Field(ge=0, le=10000)
+    unsafe_drain: bool = Field(
+        default=False, description="allow drain --force/--disable-eviction/--grace-period=0 "
+        "(high risk, confirmed); off by default: the node may run prod pods")
+    run_command_namespaces: list[str] = Field(
+        default_factory=list,
+        description="namespaces where `kubectl run` may override the command (`-- cmd args`)")
 
     @field_validator("verbs")
     @classmethod
     def _verbs(cls, verbs: dict[str, list[str]]) -> dict[str, list[str]]:
         for verb, kinds in verbs.items():
+            if verb in NEVER_RUN:
+                raise ValueError(f"{verb!r} is a verb rag-k8s never runs, whatever the policy "
+                                 "says (rag_k8s/verbs.py NEVER_RUN)")
             if verb not in VERB_INTENTS:
-                raise ValueError(f"{verb!r} is not a kubectl verb the agent knows "
-                                 f"({', '.join(VERB_INTENTS)})")
+                raise ValueError(f"{verb!r} is not a kubectl verb of the verb table "
+                                 "(rag_k8s/verbs.py VERBS)")
             _check_kinds(kinds)
         return verbs
 
@@ -152,6 +146,14 @@ class RbacFile(BaseModel):
                 if verb not in VERB_INTENTS:
                     raise ValueError(f"{verb!r} is not a kubectl verb the agent knows")
         return rules
+
+    @field_validator("run_command_namespaces")
+    @classmethod
+    def _run_ns(cls, namespaces: list[str]) -> list[str]:
+        for ns in namespaces:
+            if not is_dns1123_label(ns):
+                raise ValueError(f"{ns!r} is not a DNS-1123 namespace name")
+        return namespaces
 
     @field_validator("forbidden_flags")
     @classmethod
@@ -171,6 +173,8 @@ class Policy:
     secret_output_formats: frozenset[str]
     forbidden_flags: frozenset[str]  # long names, without dashes
     max_replicas: int
+    unsafe_drain: bool = False
+    run_command_namespaces: frozenset[str] = frozenset()
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -203,7 +207,7 @@ def _read(path: Path, model: type[BaseModel]) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise PolicyError(f"{path}: cannot be read ({e}), so nothing may run") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.load(text)  # a duplicated key is an error, not a silent override
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -255,6 +259,8 @@ def load_policy(org_dir: Path) -> Policy:
         secret_output_formats=frozenset(rbac.secrets.output_formats),
         forbidden_flags=frozenset(f.removeprefix("--") for f in rbac.forbidden_flags),
         max_replicas=rbac.max_replicas,
+        unsafe_drain=rbac.unsafe_drain,
+        run_command_namespaces=frozenset(rbac.run_command_namespaces),
     )
     if signature:
         _CACHE[org_dir] = (signature, policy)
@@ -277,7 +283,16 @@ def risk_of(parsed: ParsedArgv) -> str:
     if not intents:
         return "high"
     replicas = parsed.value("replicas")
-    return base_risk(intents[0], int(replicas) if replicas and replicas.isdigit() else None)
+    return base_risk(intents[0], int(replicas) if replicas and replicas.isdigit() else None,
+                     unsafe_drain=is_unsafe_drain(parsed))
+
+
+def is_unsafe_drain(parsed: ParsedArgv) -> bool:
+    """A drain that can lose pods: --force, --disable-eviction or --grace-period=0 (§4: high)."""
+    if parsed.verb != "drain":
+        return False
+    grace = parsed.value("grace-period")
+    return parsed.is_true("force") or parsed.is_true("disable-eviction") or grace == "0"
 
 
 def is_mutating(argv: list[str]) -> bool:
@@ -295,7 +310,12 @@ def _allow_list(parsed: ParsedArgv, policy: Policy) -> tuple[list[str], str | No
     """Reasons the org allow-lists refuse the command ([] when they allow it), and a suggestion."""
     verb, kind, ns = parsed.verb, parsed.kind, parsed.namespace
     if verb not in policy.verbs:
-        return [f"kubectl {verb} is not on the RBAC allow-list"], None
+        return [f"kubectl {verb} is not on the RBAC allow-list (org/rbac-allowlist.yaml verbs); "
+                "run it yourself if you mean to"], _run_yourself(parsed.argv)
+    if verb in OBJECT_FREE_VERBS:
+        return [], None  # names no object and no namespace: the verb's listing is the rule
+    if kind in CATEGORIES:
+        return _category(parsed, policy), None
     if kind is None:
         if parsed.resource is None:
             return [f"kubectl {verb} names no resource kind"], None
@@ -322,6 +342,63 @@ def _allow_list(parsed: ParsedArgv, policy: Policy) -> tuple[list[str], str | No
             reasons.append(f"namespace {ns!r} does not allow {intents[0]} on {kind}")
     reasons += _replica_cap(parsed, policy)
     return reasons, suggestion
+
+
+def _category(parsed: ParsedArgv, policy: Policy) -> list[str]:
+    """`kubectl get all`: allowed only when every kind of the category is (never a mutation)."""
+    assert parsed.kind is not None
+    if parsed.verb != "get":
+        return [f"kubectl {parsed.verb} {parsed.kind} is refused: name one kind"]
+    kinds = sorted(CATEGORIES[parsed.kind])
+    refused = [k for k in kinds if k not in policy.verbs["get"] and "*" not in policy.verbs["get"]]
+    rules = policy.namespaces.get(parsed.namespace or "")
+    if rules is None:
+        return [f"namespace {parsed.namespace!r} is not in the org policy: nothing may run there"]
+    allowed = rules.get("get", frozenset())
+    refused += [k for k in kinds if k not in allowed and "*" not in allowed and k not in refused]
+    if refused:
+        return [f"kubectl get {parsed.kind} lists {', '.join(kinds)}; namespace "
+                f"{parsed.namespace!r} does not allow get on {', '.join(refused)}"]
+    return []
+
+
+def _run_yourself(argv: tuple[str, ...] | list[str]) -> str | None:
+    """The command, shell-quoted, for the user to run themselves (None if it holds controls)."""
+    if not all(isinstance(t, str) for t in argv) or any(
+        ord(c) < 32 or ord(c) == 127 for t in argv for c in t
+    ):
+        return None
+    return shlex.join(argv)
+
+
+def _verb_words(argv: list[str]) -> str | None:
+    """The verb an argv names (its first non-flag words), for refusing never-run verbs even when
+    the rest cannot be analysed."""
+    words = [t for t in argv[1:3] if isinstance(t, str) and t and not t.startswith("-")]
+    if not words:
+        return None
+    two = " ".join(words[:2])
+    return two if two in NEVER_RUN or two in VERBS else words[0]
+
+
+def never_run(argv: list[str], parsed: ParsedArgv | None) -> Decision | None:
+    """CONTRACT §3: a verb rag-k8s never runs, or one no table knows: denied, with the command
+    for the user to run themselves as the suggestion. None for every other verb."""
+    if not isinstance(argv, (list, tuple)) or not argv or argv[0] != "kubectl":
+        return None
+    verb = parsed.verb if parsed is not None else _verb_words(list(argv))
+    if verb is None:
+        return None
+    reason = never_run_reason(verb)
+    if reason is None and parsed is not None and not parsed.known_verb and verb != "top":
+        reason = (f"kubectl {verb} is not a verb rag-k8s runs: no command card or allow-list "
+                  "covers it")
+    if reason is None:
+        return None
+    suggestion = _run_yourself(argv)
+    if suggestion is not None:
+        reason += "; run it yourself if you mean to"
+    return _refusal([reason], suggestion, "high")
 
 
 def _replica_cap(parsed: ParsedArgv, policy: Policy) -> list[str]:
@@ -359,11 +436,16 @@ def validate(argv: list[str], *, card: Card | None, policy: Policy) -> Decision:
     requires confirmation; a refused one never does.
     """
     card_risk = card.risk_level if card is not None else "none"
-    raw = [f for g in GUARDRAILS for f in g(Subject(argv, None, policy.forbidden_flags))]
     try:
         parsed: ParsedArgv | None = parse_argv(argv)
     except ArgvError as e:
         parsed, problem = None, str(e)
+    refused_verb = never_run(argv, parsed)
+    if refused_verb is not None:
+        return refused_verb
+    subject = dict(forbidden_flags=policy.forbidden_flags, unsafe_drain=policy.unsafe_drain,
+                   run_command_namespaces=policy.run_command_namespaces)
+    raw = [f for g in GUARDRAILS for f in g(Subject(argv, None, **subject))]
     # A command that cannot be analysed is treated as the riskiest kind.
     risk = max_risk(risk_of(parsed), card_risk) if parsed is not None else "high"
     if raw:
@@ -371,7 +453,7 @@ def validate(argv: list[str], *, card: Card | None, policy: Policy) -> Decision:
     if parsed is None:
         return _refusal([f"the command could not be analysed, so it is refused: {problem}"],
                         None, risk)
-    findings = [f for g in GUARDRAILS for f in g(Subject(argv, parsed, policy.forbidden_flags))]
+    findings = [f for g in GUARDRAILS for f in g(Subject(argv, parsed, **subject))]
     if findings:
         return _refusal([f.reason for f in findings], _first_suggestion(findings), risk)
     reasons, suggestion = _allow_list(parsed, policy)
@@ -385,3 +467,16 @@ def validate(argv: list[str], *, card: Card | None, policy: Policy) -> Decision:
         allowed=True, requires_confirmation=True, risk_level=risk,
         reasons=[f"{what} is {risk} risk: it runs only when confirmed (constraints.confirm)"],
     )
+
+
+def allowed_namespaces(policy: Policy, intent: str, kind: str) -> list[str]:
+    """The namespaces whose allow-list grants `intent` on `kind` (and whose RBAC ceiling allows
+    the verb on it), in the policy file's order: for "scale is allowed in staging and dev"."""
+    if kind in CLUSTER_SCOPED:
+        return []  # governed by rbac-allowlist.yaml `cluster_scoped`, not per namespace
+    verbs = [verb for verb, intents in VERB_INTENTS.items() if intent in intents]
+    ceiling = any(kind in policy.verbs.get(v, ()) or "*" in policy.verbs.get(v, ()) for v in verbs)
+    if not ceiling:
+        return []
+    return [ns for ns, rules in policy.namespaces.items()
+            if kind in rules.get(intent, ()) or "*" in rules.get(intent, ())]

@@ -10,8 +10,9 @@ from typing import Any
 
 import jsonschema
 
+from . import jsonsafe
 from .errors import InvalidRequest
-from .vocab import is_dns1123_label, is_dns1123_subdomain, normalize_resource
+from .vocab import CATEGORIES, is_dns1123_label, is_dns1123_subdomain, normalize_resource
 
 
 @lru_cache(maxsize=1)
@@ -36,7 +37,8 @@ class Request:
     params: dict[str, Any] = field(default_factory=dict)
     confirm: bool = False
     dry_run: bool = False
-    timeout: int = 15
+    # None when the request gives none: the settings decide (config.effective_timeout).
+    timeout: int | None = None
     # The argv door (CONTRACT §1): the exact command instead of intent/query; None otherwise.
     argv: tuple[str, ...] | None = None
     # Manifest paths on the caller's machine, for the manifest intents (apply/create/delete/diff).
@@ -59,8 +61,9 @@ class Request:
             out["argv"] = list(self.argv)
         if self.files:
             out["files"] = list(self.files)
-        out["constraints"] = {"confirm": self.confirm, "dryRun": self.dry_run,
-                              "timeout": self.timeout}
+        out["constraints"] = {"confirm": self.confirm, "dryRun": self.dry_run}
+        if self.timeout is not None:
+            out["constraints"]["timeout"] = self.timeout
         if self.preview_digest is not None:
             out["constraints"]["previewDigest"] = self.preview_digest
         return out
@@ -103,7 +106,11 @@ def _short(value: Any) -> str:
 
 
 def _pattern_hint(error: jsonschema.ValidationError) -> str:
-    name = str(error.absolute_path[-1]) if error.absolute_path else ""
+    # The param a list entry or mapping value belongs to: `params.labels.0` -> labels.
+    path = [str(p) for p in error.absolute_path if not isinstance(p, int)]
+    name = path[-1] if path else ""
+    if len(path) >= 3 and path[-3] == "params":
+        name = path[-2]  # params.labels.<key>: a mapping's value
     return {
         "namespace": "a DNS-1123 label: lower-case letters, digits and '-'",
         "name": "a DNS-1123 name: lower-case letters, digits, '-' and '.'",
@@ -112,11 +119,46 @@ def _pattern_hint(error: jsonschema.ValidationError) -> str:
         "since": "a duration like 10m, 30s or 2h",
         "selector": "a label selector like app=api,tier!=db",
         "query": "text without control characters",
+        "taint": "a taint like key=value:NoSchedule",
+        "remove_taint": "a taint key, or key:Effect",
+        "since_time": "an RFC 3339 time like 2026-12-02T10:00:00Z",
+        "condition": "condition=NAME, delete or jsonpath={.path}=VALUE",
+        "from": "cronjob/NAME",
+        "field": "a resource field path like deployment.spec.replicas",
+        "output": "wide, yaml, json, name, jsonpath={...} or custom-columns=NAME:.path",
+        "storage": "a quantity like 20Gi",
+        "sort_by": "a JSONPath like .metadata.creationTimestamp",
+        "field_selector": "a field selector like status.phase=Running",
+        "pod_selector": "a label selector like app=api",
+        "labels": "key=value, a label key and a label value (63 characters, letters, digits, "
+                  "'-', '_', '.')",
+        "remove_labels": "a label key like app or example.com/team",
+        "annotations": "key=value without spaces or quotes",
+        "remove_annotations": "an annotation key like example.com/owner",
+        "env": "NAME=value, NAME of letters, digits and '_' (not starting with a digit)",
+        "remove_env": "an environment variable name",
+        "literals": "key=value without spaces or quotes",
+        "nodes": "a DNS-1123 node name",
+        "requests": "cpu=100m,memory=128Mi",
+        "limits": "cpu=500m,memory=256Mi",
     }.get(name, "the documented pattern")
+
+
+def _texts(where: str, value: Any) -> list[tuple[str, str]]:
+    """Every string inside a param value (list entries, mapping keys and values), with its field."""
+    if isinstance(value, str):
+        return [(where, value)]
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in _texts(f"{where}.{i}", v)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in ((f"{where}.{k}", str(k)),
+                                                      *_texts(f"{where}.{k}", v))]
+    return []
 
 
 def parse_request(payload: Any) -> Request:
     """Validate and normalise a request; raises `InvalidRequest` naming the first bad field."""
+    jsonsafe.check(payload)  # surrogates, non-string keys, NaN, deep nesting: before anything else
     if not isinstance(payload, dict):
         raise InvalidRequest("request", "must be a JSON object")
     errors = sorted(
@@ -134,8 +176,9 @@ def parse_request(payload: Any) -> Request:
     params = {k: (int(v) if isinstance(v, float) else v)
               for k, v in payload.get("params", {}).items()}
     for key, value in params.items():
-        if isinstance(value, str) and ("\n" in value or "\r" in value):
-            raise InvalidRequest(f"params.{key}", "must not contain a line break")
+        for where, text in _texts(f"params.{key}", value):
+            if "\n" in text or "\r" in text:
+                raise InvalidRequest(where, "must not contain a line break")
     if "min" in params and "max" in params and params["min"] > params["max"]:
         raise InvalidRequest("params.min", f"{params['min']} is greater than max {params['max']}")
 
@@ -148,14 +191,15 @@ def parse_request(payload: Any) -> Request:
     resource = payload.get("resource")
     return Request(
         intent=payload.get("intent"),
-        resource=normalize_resource(resource) if resource else None,
+        resource=(resource if resource in CATEGORIES else normalize_resource(resource))
+        if resource else None,
         namespace=payload.get("namespace"),
         name=payload.get("name"),
         query=(payload.get("query") or "").strip() or None,
         params=params,
         confirm=bool(constraints.get("confirm", False)),
         dry_run=bool(constraints.get("dryRun", False)),
-        timeout=int(constraints.get("timeout", 15)),
+        timeout=int(constraints["timeout"]) if "timeout" in constraints else None,
         argv=argv,
         files=files,
         preview_digest=constraints.get("previewDigest"),

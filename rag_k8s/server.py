@@ -27,8 +27,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import execute
 from .config import Settings
+from . import jsonsafe
 from .errors import ConfigError, InvalidRequest, RagK8sError
+from .redact import redact
 from .request import parse_request, request_schema
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,13 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 # Paths served without the token: the OpenAPI document holds no data.
 OPEN_PATHS = frozenset({"/openapi.json"})
+MIN_TOKEN_CHARS = 16
+# Routes that only take POST; GET and CORS preflights (OPTIONS) get 405 with no CORS headers.
+POST_ROUTES = frozenset({"/plan", "/k8s-exec", "/retrieve", "/v1/completions"})
+# POST bodies checked for JSON safety in the middleware; /k8s-exec checks its own, so that a
+# request it cannot read is still audited.
+_CHECKED_BODIES = frozenset({"/plan", "/retrieve", "/v1/completions"})
+_WILDCARD_BINDS = frozenset({"0.0.0.0", "::", "[::]", ""})
 
 
 @lru_cache(maxsize=1)
@@ -50,6 +60,30 @@ def _openapi_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
 
 
+def _openapi_response_schema(schema: Any) -> Any:
+    """The result schema as served in a response: `prefixItems` spelt without the keyword.
+
+    OpenAPI tools that convert 3.1 response schemas to older drafts turn `prefixItems` into an
+    `items` array and then reject it (schemathesis 4.32 does, and stops its coverage phase).
+    `plan.argv`'s `prefixItems: [{"const": "kubectl"}]` becomes `contains` plus the position in
+    its description; result.json itself keeps `prefixItems`, and the tests validate against it.
+    """
+    if isinstance(schema, list):
+        return [_openapi_response_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _openapi_response_schema(v) for k, v in schema.items() if k != "prefixItems"}
+    prefix = schema.get("prefixItems")
+    if isinstance(prefix, list) and prefix:
+        if len(prefix) == 1:
+            out["contains"] = _openapi_response_schema(prefix[0])
+        first = json.dumps(prefix[0], sort_keys=True)
+        note = f"Item 0 matches {first} (prefixItems in rag_k8s/schemas/result.json)."
+        out["description"] = f"{schema['description']} {note}" if schema.get("description") \
+            else note
+    return out
+
+
 def is_loopback(host: str) -> bool:
     """True for addresses only this machine can reach (`localhost`, 127.0.0.0/8, ::1)."""
     if host == "localhost":
@@ -60,8 +94,30 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
+def check_token(token: str | None) -> None:
+    """Refuse a token that is blank, short or holds spaces (CONTRACT §9); None means no token."""
+    if token is None:
+        return
+    if not token.strip():
+        raise ConfigError(
+            "RAG_K8S_API_TOKEN is blank: set it to a random value of at least "
+            f"{MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 24`), or unset it."
+        )
+    if any(ch.isspace() or not ch.isprintable() for ch in token):
+        raise ConfigError(
+            "RAG_K8S_API_TOKEN holds spaces or control characters, which a bearer header cannot "
+            "carry: use letters, digits and punctuation only (e.g. `openssl rand -hex 24`)."
+        )
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"RAG_K8S_API_TOKEN is {len(token)} characters long; it must be at least "
+            f"{MIN_TOKEN_CHARS} (e.g. `openssl rand -hex 24`)."
+        )
+
+
 def check_bind(host: str, token: str | None) -> None:
-    """Refuse a non-loopback address without a bearer token (CONTRACT §9)."""
+    """Refuse a bad token, and a non-loopback address without a token (CONTRACT §9)."""
+    check_token(token)
     if not is_loopback(host) and not token:
         raise ConfigError(
             f"Refusing to listen on {host} without an API token: set RAG_K8S_API_TOKEN "
@@ -169,26 +225,108 @@ def _error(status: int, error: str, message: str, field_: str | None = None,
 # ---------------------------------------------------------------- middleware
 
 
-class GuardMiddleware:
-    """Bearer token (constant-time compare) and the 64 KiB body limit, before any routing.
+def _split_host(value: str) -> tuple[str, str | None] | None:
+    """`Host` header -> (lower-case host without brackets, port), or None when malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        host, rest = value[1:end], value[end + 1:]
+        if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+            return None
+        return host, rest[1:] or None
+    host, sep, port = value.partition(":")
+    if sep and not port.isdigit():
+        return None
+    return host.rstrip("."), port or None
 
-    The body is read here, up to the limit, and replayed to the app, so a chunked upload without
-    Content-Length is bounded too.
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def _machine_names() -> frozenset[str]:
+    import socket
+
+    names = {socket.gethostname().lower()}
+    try:
+        names.add(socket.getfqdn().lower())
+    except OSError:
+        pass
+    return frozenset(n for n in names if n)
+
+
+def host_allowed(host: str, bound: str) -> bool:
+    """Whether a request's `Host` names this server (the DNS-rebinding check, CONTRACT §9).
+
+    Allowed: loopback names (`localhost`, 127.0.0.0/8, `::1`) and the bound address. On a
+    wildcard bind (0.0.0.0, ::) also the machine's own names and any IP literal, since a
+    rebinding attack always arrives under a DNS name the attacker controls.
+    """
+    bound = bound.strip("[]").lower()
+    if host == "localhost" or (_is_ip_literal(host) and is_loopback(host)):
+        return True
+    if bound not in _WILDCARD_BINDS:
+        return host == bound
+    return _is_ip_literal(host) or host in _machine_names()
+
+
+def origin_allowed(origin: str, bound: str) -> bool:
+    """An `Origin` of a page served from this server's own allowed hosts; `null` is foreign."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(origin.strip())
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not hostname:
+        return False
+    return host_allowed(hostname.rstrip("."), bound)
+
+
+def _media_type(headers: dict[bytes, bytes]) -> str | None:
+    raw = headers.get(b"content-type")
+    if raw is None:
+        return None
+    media, _, params = raw.decode("latin-1").partition(";")
+    charset = [p.strip().lower() for p in params.split(";") if p.strip()]
+    if any(p not in ("charset=utf-8", 'charset="utf-8"') for p in charset):
+        return "not-utf-8"
+    return media.strip().lower()
+
+
+class GuardMiddleware:
+    """Every check that comes before routing, in this order (CONTRACT §9):
+
+    Host allow-list (421), Origin / Sec-Fetch-Site (403), bearer token with a constant-time
+    compare (401), GET on a POST route and CORS preflights (405), `application/json` bodies only
+    (415), the 64 KiB body limit (413), and JSON safety of the bodies of /plan, /retrieve and
+    /v1/completions (400). The body is read here, up to the limit, and replayed to the app, so a
+    chunked upload without Content-Length is bounded too.
     """
 
-    def __init__(self, app: ASGIApp, token: str | None, max_body: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, max_body: int = MAX_BODY_BYTES,
+                 bound_host: str = "127.0.0.1") -> None:
         self.app = app
         self.token = token
         self.max_body = max_body
+        self.bound_host = bound_host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.token and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
-            await _error(401, "unauthorized",
-                         "Send 'Authorization: Bearer <token>' with the RAG_K8S_API_TOKEN value.")(
-                scope, receive, send)
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
@@ -210,6 +348,15 @@ class GuardMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if scope["method"] == "POST" and body and _media_type(headers) is None:
+            await _unsupported_media(scope, receive, send)  # a body without a Content-Type
+            return
+        if scope["method"] == "POST" and scope["path"] in _CHECKED_BODIES:
+            try:
+                jsonsafe.loads(body)
+            except InvalidRequest as e:
+                await _error(400, "invalid", redact(str(e)), e.field)(scope, receive, send)
+                return
         replayed = False
 
         async def replay() -> Message:
@@ -220,6 +367,41 @@ class GuardMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    def _refusal(self, scope: Scope) -> JSONResponse | None:
+        """The answer to a request refused on its headers alone, or None."""
+        headers = dict(scope.get("headers") or [])
+        split = _split_host(headers.get(b"host", b"").decode("latin-1"))
+        if split is None or not host_allowed(split[0], self.bound_host):
+            return _error(421, "misdirected", "The Host header does not name this server; "
+                          "use http://127.0.0.1:<port> (or the address it is bound to).")
+        origin = headers.get(b"origin")
+        if origin is not None and not origin_allowed(origin.decode("latin-1"), self.bound_host):
+            return _error(403, "forbidden_origin", "Requests from web pages of another origin "
+                          "are refused: rag-k8s runs commands, and a page must not drive it.")
+        if headers.get(b"sec-fetch-site", b"").lower() == b"cross-site":
+            return _error(403, "forbidden_origin", "Cross-site requests are refused.")
+        if self.token and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
+            return _error(401, "unauthorized",
+                          "Send 'Authorization: Bearer <token>' with the RAG_K8S_API_TOKEN value.")
+        method = scope["method"]
+        if scope["path"] in POST_ROUTES and method != "POST":
+            response = _error(405, "method_not_allowed",
+                              f"{scope['path']} takes POST with a JSON body only"
+                              + ("; cross-origin (CORS) requests are refused" if method == "OPTIONS"
+                                 else ""))
+            response.headers["Allow"] = "POST"
+            return response
+        if method == "OPTIONS":
+            response = _error(405, "method_not_allowed",
+                              "CORS preflights are refused: rag-k8s serves no web pages.")
+            response.headers["Allow"] = "GET" if scope["path"] not in POST_ROUTES else "POST"
+            return response
+        if method == "POST":
+            media = _media_type(headers)
+            if media is not None and media != "application/json":
+                return _unsupported_media_response()
+        return None
 
     def _authorized(self, scope: Scope) -> bool:
         assert self.token is not None
@@ -235,20 +417,34 @@ class GuardMiddleware:
             scope, receive, send)
 
 
+def _unsupported_media_response() -> JSONResponse:
+    return _error(415, "unsupported_media_type",
+                  "Send the body as JSON with 'Content-Type: application/json' (UTF-8); other "
+                  "content types (text/plain, forms, multipart) are refused.")
+
+
+async def _unsupported_media(scope: Scope, receive: Receive, send: Send) -> None:
+    await _unsupported_media_response()(scope, receive, send)
+
+
 # ---------------------------------------------------------------- the app
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InvalidRequest("body", f"is not valid JSON: {e}") from None
+    """The body as JSON text strictly parsed (no NaN, at most 32 deep); values are checked by
+    `parse_request` (jsonsafe.check) like at every door."""
+    return jsonsafe.parse(await request.body())
 
 
-def create_app(settings: Settings | None = None, *, preload: bool = False) -> FastAPI:
-    """The FastAPI app for these settings; `preload` loads the embedder and model first."""
+def create_app(settings: Settings | None = None, *, preload: bool = False,
+               host: str = "127.0.0.1") -> FastAPI:
+    """The FastAPI app for these settings; `preload` loads the embedder and model first.
+
+    `host` is the address it will be bound to, for the Host allow-list (CONTRACT §9). A blank or
+    short token is a ConfigError here, so no server starts with it.
+    """
     settings = settings or Settings.resolve()
+    check_token(settings.api_token)
     state = ServerState(settings)
     if preload:
         state.preload()
@@ -261,7 +457,7 @@ def create_app(settings: Settings | None = None, *, preload: bool = False) -> Fa
         redoc_url=None,
     )
     app.state.rag = state
-    app.add_middleware(GuardMiddleware, token=settings.api_token)
+    app.add_middleware(GuardMiddleware, token=settings.api_token, bound_host=host)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -273,12 +469,12 @@ def create_app(settings: Settings | None = None, *, preload: bool = False) -> Fa
 
     @app.exception_handler(InvalidRequest)
     async def _invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
-        return _error(400, "invalid", str(exc), exc.field)
+        return _error(400, "invalid", redact(str(exc)), exc.field)
 
     @app.exception_handler(RagK8sError)
     async def _ours(_: Request, exc: RagK8sError) -> JSONResponse:
-        log.error("request failed: %s", exc)
-        return _error(500, "internal", str(exc))
+        log.error("request failed: %s", redact(str(exc)))
+        return _error(500, "internal", redact(str(exc)))
 
     request_body = {
         "requestBody": {
@@ -294,7 +490,8 @@ def create_app(settings: Settings | None = None, *, preload: bool = False) -> Fa
     }
     result_responses: dict[int | str, dict[str, Any]] = {
         200: {"description": "The result (CONTRACT §2); the status is in the body.",
-              "content": {"application/json": {"schema": _openapi_schema(result_schema())}}},
+              "content": {"application/json": {
+                  "schema": _openapi_response_schema(_openapi_schema(result_schema()))}}},
         **error_responses,
     }
 
@@ -327,7 +524,13 @@ def create_app(settings: Settings | None = None, *, preload: bool = False) -> Fa
         """The whole pipeline; 200 for every pipeline status, 400 only for an invalid request."""
         from . import tool
 
-        payload = await _json_body(request)
+        raw = await request.body()
+        try:
+            payload = jsonsafe.parse(raw)
+        except InvalidRequest as e:  # unreadable, yet audited: every call to /k8s-exec leaves a line
+            text = raw.decode("utf-8", "backslashreplace")
+            result = await run_in_threadpool(tool.refuse_unreadable, text, e, settings=settings)
+            return _result_response(result)
         # Invalid requests still go through the pipeline, so they are audited like any other.
         result = await run_in_threadpool(tool.execute_request, payload, settings=settings)
         state.embedder_loaded = True
@@ -363,8 +566,10 @@ def create_app(settings: Settings | None = None, *, preload: bool = False) -> Fa
         # The cluster's own answer when the error names a pod or workload; else the cards'.
         diagnosed = explain_from_cluster(text, state.settings)
         if diagnosed is not None:
+            answer, listed = diagnosed  # quoted log lines may hold commands: hygiene drops them
             return CompletionOut(model="rag-k8s/analyzers", created_at=rfc3339_now(),
-                                 response=diagnosed)
+                                 response=clean_answer(answer, commands=listed, namespaces=(
+                                     policy_namespaces(state.settings))))
         answer, model_name = explain(text, state)
         state.embedder_loaded = True
         return CompletionOut(model=model_name, created_at=rfc3339_now(), response=answer)
@@ -476,12 +681,18 @@ def _error_facts(text: str) -> dict[str, Any]:
 
 
 def diagnostic_commands(text: str, settings: Settings, k: int = 4) -> list[tuple[str, str, str]]:
-    """(card id, command, description) of the read-only cards nearest the error text."""
+    """(card id, command, description) of the read-only cards nearest the error text.
+
+    A namespace the error text names is filled in only when the org policy allows it; otherwise
+    the command shows `<namespace>` (an error from kube-system must not make us suggest it).
+    """
     from .cards import cached_corpus
     from .retrieve import retrieve
 
     corpus = cached_corpus(settings.cards_dir)
     facts = _error_facts(text)
+    if facts.get("namespace") not in policy_namespaces(settings):
+        facts.pop("namespace", None)
     query = text[:2000]
     # The nearest cards overall, plus the nearest of each investigating intent, best score first.
     hits = list(retrieve(query, None, None, 4, settings=settings))
@@ -503,9 +714,63 @@ def diagnostic_commands(text: str, settings: Settings, k: int = 4) -> list[tuple
     return out
 
 
+def policy_namespaces(settings: Settings) -> frozenset[str]:
+    """The namespaces the org policy allows anything in; none when the policy cannot be read."""
+    from .errors import PolicyError
+    from .policy import load_policy
+
+    try:
+        return frozenset(load_policy(settings.org_dir).namespaces)
+    except PolicyError:
+        return frozenset()  # fail closed: suggest no namespace at all
+
+
+# A kubectl command in free text: the word and the arguments that follow it, one space apart
+# (our own listing ends a command with two spaces and `#`).
+_KUBECTL_SPAN = re.compile(r"\bkubectl(?:[ \t][^\s`'\"#;|&()]+)+")
+_NAMESPACE_ARG = re.compile(r"(?<!\S)(-n[ \t=]?|--namespace[ \t=])([^\s`'\"]+)")
+_SHELL_COMMANDS = re.compile(
+    r"`[^`\n]*`|\$\([^)\n]*\)?"
+    r"|\b(?:sudo|curl|wget|helm|oc|nc|ncat|eval)[ \t]+[^\n.;]*"
+    r"|\b(?:ba|z)?sh[ \t]+-c\b[^\n]*|\|[ \t]*(?:ba|z)?sh\b|\brm[ \t]+-[a-zA-Z]+[ \t]+[^\n.;]*"
+)
+COMMAND_REMOVED = "[command removed]"
+
+
+def clean_answer(answer: str, *, commands: list[str], namespaces: frozenset[str]) -> str:
+    """k8sgpt answer hygiene, applied to whatever answer is produced (cards, model, analyzers).
+
+    - every secret-looking value is redacted (`rag_k8s.redact`);
+    - a kubectl command that is not one of `commands` (the ones rag-k8s listed from its cards)
+      is replaced by `[command removed]`, as are shell commands and code spans: an error text or
+      a model must not get a command of its own into the answer;
+    - a namespace outside `namespaces` (the policy's) in a listed command becomes `<namespace>`.
+    """
+    def namespace_fix(command: str) -> str:
+        return _NAMESPACE_ARG.sub(
+            lambda m: m[0] if m[2] in namespaces else f"{m[1]}<namespace>", command)
+
+    allowed = {namespace_fix(c).strip() for c in commands}
+
+    def kubectl(m: re.Match[str]) -> str:
+        command = namespace_fix(m[0]).strip()
+        return command if command in allowed else COMMAND_REMOVED
+
+    text = redact(answer)
+    text = _SHELL_COMMANDS.sub(COMMAND_REMOVED, text)
+    return _KUBECTL_SPAN.sub(kubectl, text)
+
+
 def explain(text: str, state: ServerState) -> tuple[str, str]:
-    """The k8sgpt answer for an error text and the name of what produced it."""
-    commands = diagnostic_commands(text, state.settings)
+    """The k8sgpt answer for an error text and the name of what produced it (after hygiene)."""
+    commands = diagnostic_commands(redact(text), state.settings)
+    answer, name = _compose_explanation(redact(text), state, commands)
+    return clean_answer(answer, commands=[cmd for _, cmd, _ in commands],
+                        namespaces=policy_namespaces(state.settings)), name
+
+
+def _compose_explanation(text: str, state: ServerState,
+                         commands: list[tuple[str, str, str]]) -> tuple[str, str]:
     listing = "\n".join(f"{i}. {cmd}  # {desc}" for i, (_, cmd, desc) in enumerate(commands, 1))
     if not listing:
         listing = "(no read-only command card matched this error)"
@@ -572,7 +837,25 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000,
     # First: its model thread loads the model, which the HTTP preload then finds loaded.
     listener = start_listener(settings, preload=preload)
     try:
-        app = create_app(settings, preload=preload)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        app = create_app(settings, preload=preload, host=host)
+        server = _shutdown_aware_server(uvicorn.Config(app, host=host, port=port,
+                                                       log_level="info"))
+        server.run()
     finally:
         listener.close()
+        execute.shutdown("the server is shutting down")  # waits for the in-flight audit lines
+
+
+def _shutdown_aware_server(config: Any) -> Any:
+    """A uvicorn server whose SIGINT/SIGTERM first stops the kubectl of calls in flight (they
+    answer `interrupted`, audited), so the graceful shutdown does not wait on them."""
+    import signal
+
+    import uvicorn
+
+    class ShutdownAwareServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            execute.begin_shutdown(f"the server is shutting down ({signal.Signals(sig).name})")
+            super().handle_exit(sig, frame)
+
+    return ShutdownAwareServer(config)

@@ -12,15 +12,18 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import audit, execute, manifests, policy
+from . import audit, execute, jsonsafe, manifests, policy, undo
 from .cards import Card, Corpus, cached_corpus
-from .config import Settings
+from .config import Settings, effective_timeout
 from .errors import (
     InvalidRequest, ModelNotFound, NoMatch, PlannerError, PolicyError, RagK8sError, RefusedAction,
+    UndoRefused,
 )
 from .argv_door import argv_facts, argv_plan
 from .kubectl_argv import with_server_dry_run
+from .redact import redact
 from .planner import Plan, make_plan
+from .planner.faithful import screen_request
 from .policy import Decision
 from .request import Request, parse_request
 from .vocab import max_risk
@@ -44,6 +47,15 @@ class Result:
     plan_steps: list[dict[str, Any]] | None = field(default=None, compare=False)
     step_runs: list[dict[str, Any]] | None = field(default=None, compare=False)
     findings: list[dict[str, Any]] | None = field(default=None, compare=False)
+    # The audit line's `undo`: the inverse of what ran, or why there is none (rag_k8s.undo).
+    undo: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def undoes(self) -> str | None:
+        """For an undo, the operation it undoes (the audit line's `undoes`)."""
+        if self.plan is None or self.plan.planner != "undo":
+            return None
+        return str(self.plan.slots.get("operation_id"))
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -74,7 +86,8 @@ def _runbook(op_id: str, card: Card, plan_: Plan, decision: Decision, request: R
 
     outcome = run_runbook(card, plan_, request, settings=settings, rules=rules)
     first = outcome.execution
-    status = "timeout" if first.timed_out else "executed" if first.exit_code == 0 else "failed"
+    status = ("interrupted" if first.interrupted else "timeout" if first.timed_out
+              else "executed" if first.exit_code == 0 else "failed")
     findings = plan_actions(outcome.findings, plan_.slots.get("namespace"), settings=settings)
     return Result(op_id, status, plan_, decision, first, logged,
                   plan_steps=plan_steps(card, plan_.slots), step_runs=outcome.steps,
@@ -85,30 +98,46 @@ def _refused(reason: str) -> Decision:
     return Decision(allowed=False, requires_confirmation=False, reasons=[reason])
 
 
-def _invalid(op_id: str, e: InvalidRequest) -> Result:
-    return Result(op_id, "invalid", None, _refused(str(e)), None, invalid_field=e.field)
+def _invalid(op_id: str, e: InvalidRequest, card_id: str | None = None) -> Result:
+    # The reason may quote the value given; a pasted credential is not echoed back.
+    reason = redact(str(e))
+    if card_id and card_id not in reason:
+        # `plan` is null for `invalid`: the reason still says which card was chosen.
+        reason += f" (card {card_id})"
+    return Result(op_id, "invalid", None, _refused(reason), None, invalid_field=e.field)
 
 
 def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
-                  expected_argv: list[str] | None = None) -> Result:
+                  expected_argv: list[str] | None = None,
+                  progress: dict[str, Any] | None = None) -> Result:
     op_id = str(uuid.uuid4())
+    progress = {} if progress is None else progress
+    progress["operation_id"] = op_id
     try:
         settings = settings or Settings.resolve()
         request = parse_request(payload)
     except InvalidRequest as e:
         return _invalid(op_id, e)
+    # The request's own timeout, else RAG_K8S_TIMEOUT, else config.yaml, else 15 (config.py).
+    request = replace(request, timeout=effective_timeout(request.timeout, settings))
 
+    undoes: str | None = None
     try:
         corpus: Corpus = cached_corpus(settings.cards_dir)
-        if request.argv is not None:
+        if request.intent == "undo":
+            plan_, undoes = _plan_undo(request, settings, check_drift=run)
+        elif request.argv is not None:
             # The argv door: the command as sent, judged below exactly like a planned one.
             plan_ = argv_plan(list(request.argv), corpus)
         elif request.files:
             plan_ = manifests.files_plan(request, corpus)
         else:
+            request = screen_request(request)  # one action, dry-run words, contexts (faithful.py)
             plan_ = make_plan(request, settings=settings, corpus=corpus)
+    except UndoRefused as e:
+        return Result(op_id, "denied", None, _refused(str(e)), None, request.to_dict())
     except InvalidRequest as e:
-        return _invalid(op_id, e)
+        return _invalid(op_id, e, card_id=getattr(e, "card_id", None))
     except NoMatch as e:
         return Result(op_id, "no_match", None, _refused(str(e)), None)
     except RefusedAction as e:
@@ -143,6 +172,8 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     else:
         decision = policy.validate(plan_.argv, card=corpus.by_id.get(plan_.card_id),
                                    policy=rules)
+    if undoes is not None:
+        plan_, decision = _undo_risk(plan_, decision)
 
     if not decision.allowed:
         return Result(op_id, "denied", plan_, decision, None, logged)
@@ -153,6 +184,8 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
             f"({shlex.join(expected_argv)}); nothing ran: review the new command and confirm it"
         ), None, logged)
     card = corpus.by_id.get(plan_.card_id) if plan_.card_id else None
+    if plan_.planner == "argv":
+        card = None  # the argv door runs exactly the argv sent, never the card's other steps
     if not run:
         if card is not None and card.steps:
             from .diagnose import plan_steps
@@ -166,20 +199,63 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
     if decision.requires_confirmation and not confirmed and not request.dry_run:
         return Result(op_id, "needs_confirmation", plan_, decision, None, logged)
 
+    progress["plan"] = plan_  # from here on, an exception is audited with what ran
     if card is not None and card.steps:
         return _runbook(op_id, card, plan_, decision, request, logged, settings, rules)
+    # What the command will change is read just before it runs (never under dry-run).
+    before = undo.capture(plan_.argv, settings=settings, rules=rules, timeout=request.timeout) \
+        if is_mutating and not request.dry_run else None
     from .progress import phase  # the CLI's spinner, once kubectl has run a second
 
+    assert request.timeout is not None
     with phase(f"running {shlex.join(plan_.argv)[:60]}", delay=1.0):
         outcome = execute.run(plan_.argv, timeout=request.timeout, settings=settings,
                               dry_run=request.dry_run)
-    if outcome.timed_out:
+    progress["execution"] = outcome
+    if outcome.interrupted:
+        status = "interrupted"  # rag-k8s was stopped while kubectl ran; the tree was killed
+    elif outcome.timed_out:
         status = "timeout"
     elif outcome.exit_code == 0 or manifests.is_diff_with_changes(plan_.argv, outcome.exit_code):
         status = "executed"
     else:
         status = "failed"
-    return Result(op_id, status, plan_, decision, outcome, logged)
+    record = _undo_record(op_id, plan_.argv, before, status, settings, rules, request.timeout) \
+        if before is not None else None
+    return Result(op_id, status, plan_, decision, outcome, logged, undo=record)
+
+
+def _plan_undo(request: Request, settings: Settings, *, check_drift: bool) -> tuple[Plan, str]:
+    """The `undo` intent: the recorded inverse of an earlier operation (rag_k8s.undo)."""
+    try:
+        rules = policy.load_policy(settings.org_dir)
+    except PolicyError as e:
+        raise UndoRefused(str(e)) from None
+    plan_, context = undo.plan_undo(request, settings=settings, rules=rules,
+                                    check_drift=check_drift)
+    slots = {**plan_.slots, "name": context.target.name}
+    if context.target.namespace:
+        slots["namespace"] = context.target.namespace
+    return replace(plan_, slots=slots), context.operation_id
+
+
+def _undo_risk(plan_: Plan, decision: Decision) -> tuple[Plan, Decision]:
+    """CONTRACT §4: an undo is at least medium risk, so it always needs confirmation."""
+    risk = max_risk(decision.risk_level, "medium")
+    plan_ = replace(plan_, risk_level=risk)
+    if not decision.allowed or decision.requires_confirmation:
+        return plan_, replace(decision, risk_level=risk)
+    return plan_, replace(decision, requires_confirmation=True, risk_level=risk, reasons=[
+        f"undo is {risk} risk: it runs only when confirmed (constraints.confirm)"])
+
+
+def _undo_record(op_id: str, argv: list[str], before: undo.Capture, status: str,
+                 settings: Settings, rules: policy.Policy, timeout: int) -> dict[str, Any]:
+    try:
+        return undo.finish(op_id, argv, before, status=status, settings=settings, rules=rules,
+                           timeout=timeout)
+    except (OSError, RagK8sError, ValueError) as e:  # the audit line is written whatever happens
+        return {"none": f"the undo could not be recorded: {e}"}
 
 
 def _refused_action(op_id: str, e: RefusedAction) -> Result:
@@ -211,22 +287,61 @@ def _planned_request(request: Request, plan_: Plan, corpus: Corpus) -> dict[str,
     return out
 
 
-def _request_for_log(payload: Any, result: Result) -> Any:
-    if result.logged_request is not None:
+def _request_for_log(payload: Any, result: Result | None) -> Any:
+    if result is not None and result.logged_request is not None:
         return result.logged_request
     try:
         return parse_request(payload).to_dict()
-    except RagK8sError:
-        return payload if isinstance(payload, dict) else repr(payload)[:2000]
+    except Exception:  # noqa: BLE001 - anything at all is logged, made JSON-safe by audit
+        return payload if isinstance(payload, dict) else jsonsafe.sanitize(payload)
 
 
 def execute_request(payload: Any, *, settings: Settings | None = None,
                     expected_argv: list[str] | None = None) -> Result:
     """`k8s_exec`, returning the typed Result (for doors that need more than the dict)."""
     cfg = settings or Settings.resolve()
-    result = _run_pipeline(payload, run=True, settings=cfg, expected_argv=expected_argv)
-    audit.write_operation(cfg.audit_log, result=result.to_dict(),
-                          request=_request_for_log(payload, result))
+    progress: dict[str, Any] = {}
+    with execute.operation():  # a shutdown waits until this call's audit line is written
+        try:
+            result = _run_pipeline(payload, run=True, settings=cfg, expected_argv=expected_argv,
+                                   progress=progress)
+        except BaseException as e:
+            # Whatever went wrong, and even if kubectl already ran, the operation leaves its line.
+            with execute.shielded(reraise=True):
+                audit.write_operation(cfg.audit_log, result=_error_result(progress, e),
+                                      request=_request_for_log(payload, None))
+            raise
+        with execute.shielded(reraise=True):  # Ctrl-C now would lose the line of what ran
+            audit.write_operation(cfg.audit_log, result=result.to_dict(),
+                                  request=_request_for_log(payload, result),
+                                  undo=result.undo, undoes=result.undoes)
+    return result
+
+
+def _error_result(progress: dict[str, Any], error: BaseException) -> dict[str, Any]:
+    """The audit record of an operation that raised: status `error`, and what had run."""
+    plan_ = progress.get("plan")
+    outcome = progress.get("execution")
+    ran = "after kubectl ran" if outcome is not None else (
+        "while kubectl ran" if plan_ is not None else "before kubectl ran")
+    reason = f"rag-k8s stopped with {type(error).__name__} {ran}: {error}"
+    return {
+        "operation_id": progress.get("operation_id") or str(uuid.uuid4()),
+        "status": "error",
+        "plan": plan_.to_dict() if plan_ is not None else None,
+        "decision": {"allowed": plan_ is not None, "requires_confirmation": False,
+                     "reasons": [reason], "suggestion": None},
+        "execution": outcome.to_dict() if outcome is not None else None,
+    }
+
+
+def refuse_unreadable(raw: str, error: InvalidRequest, *,
+                      settings: Settings | None = None) -> Result:
+    """An exec request whose text is not readable JSON: `invalid`, audited with the raw text (cut,
+    JSON-safe and redacted by audit), so every call to a running door leaves its line."""
+    cfg = settings or Settings.resolve()
+    result = _invalid(str(uuid.uuid4()), error)
+    audit.write_operation(cfg.audit_log, result=result.to_dict(), request=raw)
     return result
 
 

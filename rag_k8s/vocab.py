@@ -5,37 +5,45 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-Intent = Literal[
+# CONTRACT §3. `undo` runs the recorded inverse of an earlier operation (it has no card).
+READ_ONLY: tuple[str, ...] = (
     "get", "describe", "logs", "events", "diagnose", "top", "can-i", "rollout-status",
-    "rollout-history", "restart", "scale", "set-image", "rollback", "autoscale", "cordon",
-    "uncordon", "drain", "delete", "apply", "create", "diff",
-]
-INTENTS: tuple[str, ...] = (
-    "get", "describe", "logs", "events", "diagnose", "top", "can-i", "rollout-status",
-    "rollout-history", "restart", "scale", "set-image", "rollback", "autoscale", "cordon",
-    "uncordon", "drain", "delete", "apply", "create", "diff",
+    "rollout-history", "explain", "api-resources", "api-versions", "version", "cluster-info",
+    "contexts", "wait", "diff",
 )
-READ_ONLY_INTENTS: frozenset[str] = frozenset(
-    {"get", "describe", "logs", "events", "diagnose", "top", "can-i", "rollout-status",
-     "rollout-history", "diff"}
+CHANGING: tuple[str, ...] = (
+    "restart", "scale", "set-image", "set-env", "set-resources", "rollback", "pause", "resume",
+    "autoscale", "label", "annotate", "taint", "cordon", "uncordon", "drain", "create", "expose",
+    "run", "patch", "apply", "delete", "undo",
 )
-MUTATING_INTENTS: frozenset[str] = frozenset(INTENTS) - READ_ONLY_INTENTS
+INTENTS: tuple[str, ...] = READ_ONLY + CHANGING
+Intent = Literal[INTENTS]  # type: ignore[valid-type]
+READ_ONLY_INTENTS: frozenset[str] = frozenset(READ_ONLY)
+MUTATING_INTENTS: frozenset[str] = frozenset(CHANGING)
+# Intents served by no card: `undo` replays an audited inverse argv; `apply` and `diff` act on the
+# manifests of the request's `files` (their argv is built from the files, not from a template).
+CARDLESS_INTENTS: frozenset[str] = frozenset({"undo", "apply", "diff"})
 
 RiskLevel = Literal["none", "low", "medium", "high"]
 RISK_LEVELS: tuple[str, ...] = ("none", "low", "medium", "high")
 RISK_ORDER = {r: i for i, r in enumerate(RISK_LEVELS)}
 
+# CONTRACT §4.
 _INTENT_RISK: dict[str, str] = {i: "none" for i in READ_ONLY_INTENTS}
-_INTENT_RISK.update(
-    {"restart": "low", "scale": "medium", "set-image": "medium", "rollback": "medium",
-     "autoscale": "medium", "cordon": "medium", "uncordon": "medium", "drain": "high",
-     "delete": "high", "apply": "medium", "create": "medium"}
-)
+_INTENT_RISK.update({i: "low" for i in ("restart", "label", "annotate", "pause", "resume")})
+_INTENT_RISK.update({i: "medium" for i in (
+    "scale", "set-image", "set-env", "set-resources", "rollback", "autoscale", "cordon",
+    "uncordon", "taint", "create", "expose", "run", "patch", "apply", "undo")})
+_INTENT_RISK.update({"drain": "high", "delete": "high"})
+assert set(_INTENT_RISK) == set(INTENTS)
 
 
-def base_risk(intent: str, replicas: int | None = None) -> str:
-    """CONTRACT §4: the risk of an intent; `scale` to 0 is high."""
+def base_risk(intent: str, replicas: int | None = None, *, unsafe_drain: bool = False) -> str:
+    """CONTRACT §4: the risk of an intent; `scale` to 0 is high, and so is a drain with
+    --force, --disable-eviction or --grace-period=0 (`unsafe_drain`)."""
     if intent == "scale" and replicas == 0:
+        return "high"
+    if intent == "drain" and unsafe_drain:
         return "high"
     return _INTENT_RISK[intent]
 
@@ -70,6 +78,13 @@ _ALIAS_TO_KIND: dict[str, str] = {k: k for k in RESOURCE_ALIASES}
 for _kind, _aliases in RESOURCE_ALIASES.items():
     for _a in _aliases:
         _ALIAS_TO_KIND[_a] = _kind
+
+# `kubectl get all`: the kinds of the `all` category that are in RESOURCES (never secrets or
+# configmaps); `all` is accepted by `get` only, and judged kind by kind.
+CATEGORIES: dict[str, frozenset[str]] = {
+    "all": frozenset({"pod", "service", "deployment", "replicaset", "statefulset", "daemonset",
+                      "job", "cronjob", "hpa"}),
+}
 
 CLUSTER_SCOPED: frozenset[str] = frozenset({"node", "namespace"})
 # Workloads whose pods `rollout restart` can replace.

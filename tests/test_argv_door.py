@@ -30,6 +30,12 @@ from rag_k8s.errors import InvalidRequest
 from rag_k8s.server import create_app, result_schema
 
 REPO = Path(__file__).resolve().parent.parent
+LOCAL = "http://127.0.0.1"  # the HTTP door answers only its own Host (CONTRACT §9)
+
+
+def changes(calls: list[list[str]]) -> list[list[str]]:
+    """The kubectl calls without undo's state capture (`get ... -o json` before a change)."""
+    return [c for c in calls if not (c[:1] == ["get"] and "--ignore-not-found" in c)]
 
 # (argv, a fragment the refusal's reasons must contain)
 FORBIDDEN_FLAGS = [
@@ -167,7 +173,7 @@ def via_cli(argv: list[str], constraints: dict[str, Any]) -> dict[str, Any]:
 
 
 def via_http(argv: list[str], constraints: dict[str, Any]) -> dict[str, Any]:
-    with TestClient(create_app(Settings.resolve())) as client:
+    with TestClient(create_app(Settings.resolve()), base_url=LOCAL) as client:
         response = client.post("/k8s-exec", json=_payload(argv, constraints))
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -204,7 +210,7 @@ def test_allowed_argv_runs_exactly_as_sent(door: str, argv: list[str],
     assert result["plan"]["argv"] == (argv if ran is None or not ran else ["kubectl", *ran])
     assert result["plan"]["planner"] == "argv"
     expected = [argv[1:]] if ran is None else ([ran] if ran else [])
-    assert recording_kubectl.calls == expected
+    assert changes(recording_kubectl.calls) == expected
 
 
 # ---------------------------------------------------------------- MCP: one server, every case
@@ -246,7 +252,7 @@ def test_mcp_kubectl_tool_refuses_and_runs_like_the_other_doors(recording_kubect
         assert any(reason in r for r in result["decision"]["reasons"]), (argv, result)
     for (argv, _, _, _), result in zip(allowed, ran):
         assert (result["status"], result["plan"]["argv"]) == ("executed", argv)
-    assert recording_kubectl.calls == [argv[1:] for argv, *_ in allowed]
+    assert changes(recording_kubectl.calls) == [argv[1:] for argv, *_ in allowed]
     # The tool's schema has no `intent`: the request is invalid, naming the field.
     assert extra["status"] == "invalid"
     assert extra["decision"]["reasons"][0].startswith("intent:")
@@ -283,7 +289,7 @@ def test_bad_argv_is_invalid_naming_the_field(payload: dict[str, Any], field: st
     assert result["status"] == "invalid" and result["plan"] is None
     assert result["decision"]["reasons"][0].startswith(f"{field}:")
     assert recording_kubectl.calls == []
-    with TestClient(create_app(Settings.resolve())) as client:
+    with TestClient(create_app(Settings.resolve()), base_url=LOCAL) as client:
         response = client.post("/k8s-exec", json=payload)
     assert (response.status_code, response.json()["field"]) == (400, field)
 
@@ -329,7 +335,7 @@ def test_plan_never_runs_and_reports_risk_and_confirmation(recording_kubectl: An
     assert result["decision"]["requires_confirmation"] is True
     cli = CliRunner().invoke(app, ["plan", "--json", "--", *argv])
     assert cli.exit_code == 0 and json.loads(cli.stdout)["plan"]["argv"] == argv
-    with TestClient(create_app(Settings.resolve())) as client:
+    with TestClient(create_app(Settings.resolve()), base_url=LOCAL) as client:
         body = client.post("/plan", json={"argv": argv}).json()
     assert (body["status"], body["plan"]["argv"]) == ("planned", argv)
     assert recording_kubectl.calls == []
@@ -342,3 +348,13 @@ def test_argv_door_is_audited_with_the_argv(recording_kubectl: Any) -> None:
     assert (entry["argv"], entry["planner"], entry["status"]) == (argv, "argv", "denied")
     assert (entry["intent"], entry["resource"], entry["namespace"]) == ("get", "pod",
                                                                          "kube-system")
+
+
+def test_an_argv_like_a_runbooks_first_step_runs_only_itself(recording_kubectl: Any) -> None:
+    corpus = cached_corpus(REPO / "cards")
+    runbook = next(c for c in corpus if getattr(c, "steps", None))
+    argv = runbook.render({"name": "api", "namespace": "dev"})
+    result = k8s_exec({"argv": argv})
+    assert result["plan"]["card_id"] != runbook.id
+    assert "steps" not in result["plan"]
+    assert recording_kubectl.calls == [argv[1:]]

@@ -320,7 +320,8 @@ def test_render_tail_table_shows_one_row_per_entry(tmp_path: Path) -> None:
     table = audit.render_tail_table(audit.tail(log))
     assert table.row_count == 3
     assert [c.header for c in table.columns] == [
-        "time", "status", "intent", "namespace", "exit", "duration", "operation", "command"]
+        "time", "status", "intent", "namespace", "exit", "duration", "operation", "undo",
+        "command"]
     console = Console(record=True, width=240)
     console.print(table)
     text = console.export_text()
@@ -349,3 +350,126 @@ def test_audit_module_import_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
     assert out.stdout == "[]\n"
+
+
+# --- strict JSON whatever the payload (issue 11) ---------------------------------------------
+
+
+class _Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def _strict(raw: bytes) -> dict[str, Any]:
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} in an audit line")
+
+    return json.loads(raw.decode("utf-8"), parse_constant=refuse)  # type: ignore[no-any-return]
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(levels):
+        node["a"] = {}
+        node = node["a"]
+    return root
+
+
+HOSTILE_REQUESTS: list[tuple[str, Any]] = [
+    ("nan", {"intent": "scale", "params": {"replicas": float("nan")}}),
+    ("infinity", {"intent": "get", "x": float("inf"), "y": -float("inf")}),
+    ("lone-surrogate", {"intent": "restart", "query": "\ud800 and \udfff"}),
+    ("surrogate-key", {"\ud800": 1}),
+    ("non-string-keys", {1: "a", None: "b", ("t",): "c", 2.5: "d"}),
+    ("5000-deep", _deep(5000)),
+    ("5000-digit-int", {"params": {"replicas": 10**5000}}),
+    ("set-bytes-object", {"a": {1, 2}, "b": b"\xff", "c": _Unprintable(), "d": object()}),
+    ("list-payload", [float("nan"), "\ud800", _deep(100)]),
+    ("string-payload", "kubectl get pods \ud800 password=hunter2"),
+]
+
+
+@pytest.mark.parametrize("request_", [r for _, r in HOSTILE_REQUESTS],
+                         ids=[i for i, _ in HOSTILE_REQUESTS])
+def test_any_request_gives_one_strict_json_line_that_verifies(tmp_path: Path,
+                                                              request_: Any) -> None:
+    log = tmp_path / "agent.log"
+    result = {"operation_id": "op-x", "status": "invalid", "plan": None,
+              "decision": {"allowed": False, "requires_confirmation": False,
+                           "reasons": ["request: bad"], "suggestion": None}, "execution": None}
+    audit.write_operation(log, result=result, request=request_)
+    [raw] = raw_lines(log)
+    entry = _strict(raw)
+    assert entry["status"] == "invalid" and "audit_error" not in entry
+    assert "hunter2" not in raw.decode()
+    assert audit.verify(log).ok
+
+
+def test_nan_and_surrogates_in_the_result_itself_are_made_safe(tmp_path: Path) -> None:
+    log = tmp_path / "agent.log"
+    result = executed_result(stdout="caf\udce9 ok\n")
+    result["execution"]["duration"] = float("nan")
+    result["plan"]["rationale"] = "\ud800"
+    audit.write_operation(log, result=result, request={**REQUEST, "query": "\ud800"})
+    entry = _strict(raw_lines(log)[0])
+    assert entry["duration"] == "nan"
+    assert entry["request"]["query"] == "\\ud800"
+    assert entry["output_bytes"] == len("caf\\udce9 ok\n")
+    assert audit.verify(log).ok
+
+
+def test_canonical_json_refuses_nan() -> None:
+    with pytest.raises(ValueError):
+        canonical_json({"x": float("nan")})
+
+
+def test_a_result_that_cannot_be_read_still_leaves_a_line(tmp_path: Path) -> None:
+    log = tmp_path / "agent.log"
+    broken = {"operation_id": "op-9", "status": "executed", "plan": "not an object",
+              "decision": None, "execution": None}
+    audit.write_operation(log, result=broken, request=REQUEST)
+    entry = _strict(raw_lines(log)[0])
+    assert (entry["operation_id"], entry["status"], entry["level"]) == ("op-9", "executed", "INFO")
+    assert entry["audit_error"] == "AttributeError: 'str' object has no attribute 'get'"
+    assert audit.verify(log).ok
+
+
+def test_the_request_query_reasons_and_suggestion_are_redacted(tmp_path: Path) -> None:
+    log = tmp_path / "agent.log"
+    result = {"operation_id": "op-1", "status": "invalid", "plan": None,
+              "decision": {"allowed": False, "requires_confirmation": False,
+                           "reasons": ["name: 'token=abc123' is not allowed here"],
+                           "suggestion": "kubectl get pods --token s3cr3t"},
+              "execution": None}
+    request = {"query": "restart api, db password=hunter2 and Bearer eyJhbGciOiJI.eyJzdWIiOiIx.c2ln",
+               "params": {"api_key": "k-123"}}
+    entry = audit.write_operation(log, result=result, request=request)
+    text = log.read_text()
+    for secret in ("hunter2", "eyJhbGciOiJI", "k-123", "abc123", "s3cr3t"):
+        assert secret not in text
+    assert entry["request"]["query"] == "restart api, db password=[REDACTED] and Bearer [REDACTED]"
+    assert entry["request"]["params"] == {"api_key": "[REDACTED]"}
+    assert entry["reasons"] == ["name: 'token=[REDACTED]' is not allowed here"]
+    assert entry["suggestion"] == "kubectl get pods --token [REDACTED]"
+
+
+def test_extra_fields_such_as_undo_are_added_safe_and_redacted(tmp_path: Path) -> None:
+    log = tmp_path / "agent.log"
+    entry = audit.write_operation(
+        log, result=executed_result(), request=REQUEST,
+        extra={"undo": {"argv": ["kubectl", "rollout", "undo", "deployment/api", "-n", "prod"],
+                        "note": "token=abc", "score": float("inf")}})
+    assert entry["undo"] == {"argv": ["kubectl", "rollout", "undo", "deployment/api", "-n", "prod"],
+                             "note": "token=[REDACTED]", "score": "inf"}
+    assert _strict(raw_lines(log)[0])["undo"] == entry["undo"]
+    assert audit.verify(log).ok
+
+
+def test_verify_reports_a_legacy_nan_line_instead_of_crashing(tmp_path: Path) -> None:
+    log = tmp_path / "agent.log"
+    write_lines(log, 1)
+    with log.open("a") as f:
+        f.write('{"duration":NaN,"hash":"x","prev_hash":"y"}\n')
+    report = audit.verify(log)
+    assert (report.ok, report.first_bad_line) == (False, 2)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jsonschema
 import pytest
@@ -116,19 +118,197 @@ def test_confirmation_prompt(recording_kubectl: Any, answer: str, code: int,
                              calls: list[list[str]]) -> None:
     result = run("exec", *SCALE, "--prompt", input=answer)
     assert result.exit_code == code, result.stderr
-    assert "About to run: kubectl scale deployment/api --replicas=3 -n staging" in result.stderr
-    assert "risk: medium" in result.stderr
-    assert "Run it? [y/N]" in result.stderr
-    assert recording_kubectl.calls == calls
+    lines = result.stderr.splitlines()
+    assert lines[:3] == [
+        "About to run: kubectl scale deployment/api --replicas=3 -n staging",
+        "risk: medium",
+        "  - scale is medium risk: it runs only when confirmed (--yes)",
+    ]
+    assert lines[3].startswith("Run it? [y/N]: ")
+    assert "constraints.confirm" not in result.stderr
+    assert recording_kubectl.commands == calls
     if code == 4:
-        assert "Not confirmed; nothing ran." in result.stderr
+        assert lines[3:] == [
+            "Run it? [y/N]: status: aborted: you declined at the prompt, so nothing ran",
+            "command: kubectl scale deployment/api --replicas=3 -n staging (not run)",
+        ]
+    else:
+        assert "decision: allowed (confirmed)" in lines
+        assert "  - scale is medium risk: confirmed (--yes)" in lines
+        assert "needs confirmation" not in result.stderr
 
 
 def test_yes_skips_the_prompt(recording_kubectl: Any) -> None:
     result = run("exec", *SCALE, "--yes", "--prompt")
     assert result.exit_code == 0
     assert "Run it?" not in result.stderr
-    assert recording_kubectl.calls == [SCALE_ARGV]
+    assert recording_kubectl.commands == [SCALE_ARGV]
+    lines = result.stderr.splitlines()
+    assert "decision: allowed (confirmed)" in lines
+    assert "  - scale is medium risk: confirmed (--yes)" in lines
+    assert "needs confirmation" not in result.stderr
+
+
+def test_without_yes_the_cli_names_its_own_flag(recording_kubectl: Any) -> None:
+    result = run("exec", *SCALE, "--no-prompt")
+    assert result.exit_code == 4
+    lines = result.stderr.splitlines()
+    assert "decision: allowed, needs confirmation (--yes)" in lines
+    assert "  - scale is medium risk: it runs only when confirmed (--yes)" in lines
+    assert "constraints.confirm" not in result.stderr
+    # The JSON result keeps the contract's wording, the same at every door.
+    body = json_result(run("exec", *SCALE, "--no-prompt", "--json"))
+    assert body["decision"]["reasons"] == [
+        "scale is medium risk: it runs only when confirmed (constraints.confirm)"]
+
+
+# ---------------------------------------------------------------- recovering from errors
+
+
+@pytest.mark.parametrize(
+    ("args", "hints"),
+    [
+        (["--intent", "scael", "--resource", "deployment", "-n", "staging", "--name", "api",
+          "-p", "replicas=3"], ["hint: did you mean --intent scale?"]),
+        (["--intent", "scale", "--resource", "deploymnet", "-n", "staging", "--name", "api",
+          "-p", "replicas=3"], ["hint: did you mean --resource deployment?"]),
+        (["--intent", "scale", "--resource", "deployment", "-n", "staging", "--name", "api",
+          "-p", "replica=3"], ["hint: did you mean -p replicas=3?"]),
+        (["--intent", "scale", "--resource", "deploymnet", "-n", "staging", "--name", "api",
+          "-p", "replica=3"],
+         ["hint: did you mean --resource deployment?", "hint: did you mean -p replicas=3?"]),
+    ],
+    ids=["intent", "kind", "param-key", "kind-and-param-key"],
+)
+def test_invalid_fields_get_did_you_mean(args: list[str], hints: list[str]) -> None:
+    result = run("plan", *args)
+    assert result.exit_code == 2
+    assert [line for line in result.stderr.splitlines() if line.startswith("hint:")] == hints
+
+
+def test_namespace_typo_gets_did_you_mean_and_where_allowed(recording_kubectl: Any) -> None:
+    result = run("exec", "--intent", "scale", "--resource", "deployment", "-n", "stagign",
+                 "--name", "api", "-p", "replicas=3", "--yes")
+    assert result.exit_code == 3
+    hints = [line for line in result.stderr.splitlines() if line.startswith("hint:")]
+    assert hints == ["hint: did you mean -n staging?",
+                     "hint: scale on deployment is allowed in staging and dev"]
+    assert recording_kubectl.commands == []
+
+
+def test_denial_names_where_the_action_is_allowed() -> None:
+    result = run("plan", "--intent", "scale", "--resource", "deployment", "-n", "prod",
+                 "--name", "api", "-p", "replicas=3")
+    assert result.exit_code == 3
+    lines = result.stderr.splitlines()
+    assert "  - namespace 'prod' does not allow scale on deployment" in lines
+    assert lines[-1] == "hint: scale on deployment is allowed in staging and dev"
+
+
+def test_invalid_request_still_names_the_card_it_chose() -> None:
+    result = run("plan", "--intent", "scale", "--resource", "deployment", "-n", "staging",
+                 "--name", "api")
+    assert result.exit_code == 2
+    assert "  - params.replicas: how many replicas? (card scale-deployment)" in \
+        result.stderr.splitlines()
+
+
+# ---------------------------------------------------------------- help, version, bare query
+
+
+def test_version() -> None:
+    from rag_k8s import __version__
+
+    result = run("--version")
+    assert (result.exit_code, result.stdout) == (0, f"rag-k8s {__version__}\n")
+
+
+def test_help_lists_the_intents_without_type_tags_or_contract_references() -> None:
+    from rag_k8s.vocab import INTENTS
+
+    for command in ("exec", "plan", "retrieve"):
+        text = run(command, "--help").stdout
+        squeezed = "".join(text.split())  # help wraps at hyphens too
+        assert "".join(("What to do: " + ", ".join(INTENTS) + ".").split()) in squeezed
+        assert "CONTRACT" not in text and "§" not in text
+        assert not re.search(r"<[a-z][a-z\[\] ]*>", text), text
+    text = run("exec", "--help").stdout
+    assert "Usage: rag-k8s exec [OPTIONS] [QUERY]" in text
+    assert "-p, --param KEY=VALUE" in text
+    assert "--timeout SECONDS" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "routed"),
+    [
+        (["list pods in prod"], ["plan", "list pods in prod"]),
+        (["list pods in prod", "--run"], ["exec", "list pods in prod"]),
+        (["-v", "restart api in prod", "-x", "--json"],
+         ["-v", "exec", "restart api in prod", "--json"]),
+        (["plan", "list pods"], ["plan", "list pods"]),
+        (["exce"], ["exce"]),  # a typo of a command: Click says "Did you mean 'exec'?"
+        (["pods"], ["plan", "pods"]),
+        (["--help"], ["--help"]),
+    ],
+)
+def test_bare_query_routes_to_plan_or_exec(argv: list[str], routed: list[str]) -> None:
+    from rag_k8s.cli import route_bare_query
+    from typer.main import get_command
+
+    assert route_bare_query(argv, set(get_command(app).commands)) == routed
+
+
+def test_bare_query_through_the_console_script(recording_kubectl: Any) -> None:
+    proc = subprocess.run([str(BIN / "rag-k8s"), "restart the api deployment in prod", "--json"],
+                          capture_output=True, text=True, timeout=120, env=_subprocess_env(),
+                          stdin=subprocess.DEVNULL, check=False)
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    assert (body["status"], body["plan"]["command"]) == (
+        "planned", "kubectl rollout restart deployment/api -n prod")
+    assert recording_kubectl.commands == []
+    typo = subprocess.run([str(BIN / "rag-k8s"), "exce"], capture_output=True, text=True,
+                          timeout=120, env=_subprocess_env(), check=False)
+    assert typo.returncode == 2
+    assert typo.stderr.splitlines()[-1] == "Error: No such command 'exce'. Did you mean 'exec'?"
+
+
+# ---------------------------------------------------------------- 80 columns
+
+
+def _entry(**fields: Any) -> dict[str, Any]:
+    base = {"timestamp": "2026-12-02T20:19:36.123Z", "level": "INFO", "status": "executed",
+            "intent": "scale", "namespace": "staging", "exit_code": 0, "duration": 0.02,
+            "operation_id": "8490649f-0000-0000-0000-000000000000", "reasons": [],
+            "command": "kubectl scale deployment/api-with-a-long-name-indeed --replicas=3 "
+                       "-n staging"}
+    return {**base, **fields}
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 160])
+def test_audit_table_fits_the_width_and_keeps_the_command(width: int) -> None:
+    from rich.console import Console
+
+    from rag_k8s.cli import audit_table
+
+    entries = [_entry(), _entry(status="needs_confirmation", level="WARNING", exit_code=None,
+                                duration=None),
+               _entry(status="invalid", command=None, reasons=["params.replica: unknown field"])]
+    console = Console(width=width, record=True, color_system=None)
+    console.print(audit_table(entries, width))
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    assert all(len(line) <= width for line in lines)
+    assert lines[0].split()[:2] == ["TIME", "STATUS"] and lines[0].split()[-1] == "COMMAND"
+    start = lines[0].index("COMMAND")
+    folded = "".join(line[start:].strip() + (" " if not line[start:].endswith("-") else "")
+                     for line in lines[1:])
+    joined = "".join(line[start:] for line in lines[1:]).replace(" ", "")
+    for entry in entries:
+        text = entry["command"] or entry["reasons"][0]
+        assert text.replace(" ", "") in joined
+    assert folded
+    if width >= 160:
+        assert "OPERATION" in lines[0] and "DURATION" in lines[0] and "UNDO" not in lines[0]
 
 
 # ---------------------------------------------------------------- dry run, params, JSON input
@@ -249,30 +429,101 @@ def test_retrieve_lists_cards_as_json() -> None:
     assert "restart-deployment" in [h["card_id"] for h in hits]
 
 
-def test_doctor_passes_with_real_kubectl_and_a_kubeconfig(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    kubeconfig = tmp_path / "config"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: test-ctx\n"
-        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
-        "users: [{name: u, user: {}}]\n"
-        "contexts: [{name: test-ctx, context: {cluster: c, user: u}}]\n"
-    )
+@pytest.fixture
+def api_stand_in(tmp_path: Path) -> Iterator[Any]:
+    """The local Kubernetes API stand-in (tests/apiserver; a practice API, not a cluster)."""
+    from tests.apiserver import StandIn
+
+    standin = StandIn.start(workdir=tmp_path / "standin")
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+def _doctor_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kubeconfig: Path) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv("RAG_K8S_KUBECTL", str(BIN / "kubectl"))
     monkeypatch.setenv("RAG_K8S_PLANNER", "template")
     monkeypatch.setenv("HOME", str(tmp_path))  # kubectl's discovery cache stays in the test
+
+
+def test_doctor_passes_with_real_kubectl_and_a_cluster_that_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api_stand_in: Any
+) -> None:
+    _doctor_env(monkeypatch, tmp_path, api_stand_in.kubeconfig_path)
     assert run("build-index", "--quiet").exit_code == 0
     result = run("doctor")
     assert result.exit_code == 0, result.stdout + result.stderr
     from rag_k8s.doctor import run_checks
 
     checks = {c.name: c for c in run_checks(Settings.resolve())}
-    assert list(checks) == ["kubectl", "kubeconfig", "index", "model", "policy", "audit log"]
+    assert list(checks) == ["kubectl", "kubeconfig", "cluster", "index", "model", "policy",
+                            "audit log"]
     assert all(c.ok for c in checks.values())
     assert checks["kubectl"].detail.endswith("(v1.37.1)")
-    assert checks["kubeconfig"].detail == f"{kubeconfig}: current context 'test-ctx'"
+    assert checks["kubeconfig"].detail == (f"{api_stand_in.kubeconfig_path}: current context "
+                                           "'admin'")
+    assert checks["cluster"].detail == (f"{api_stand_in.url} answers "
+                                        "(Kubernetes v1.37.1-standin)")
+    # Every line is whole: a path is never cut, whatever the width.
+    assert f"ok    kubeconfig  {api_stand_in.kubeconfig_path}: current context 'admin'" in \
+        result.stdout.splitlines()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the socket is
+
+
+def test_doctor_fails_naming_an_unreachable_cluster_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = _closed_port()
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: test-ctx\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: u, user: {token: not-a-real-token}}]\n"
+        "contexts: [{name: test-ctx, context: {cluster: c, user: u}}]\n"
+    )
+    _doctor_env(monkeypatch, tmp_path, kubeconfig)
+    result = run("doctor")
+    assert result.exit_code == 1
+    assert result.stderr == "1 check(s) failed: cluster.\n"
+    from rag_k8s.doctor import run_checks
+
+    cluster = {c.name: c for c in run_checks(Settings.resolve())}["cluster"]
+    assert not cluster.ok
+    assert cluster.detail == (f"https://127.0.0.1:{port} does not answer: The connection to the "
+                              f"server 127.0.0.1:{port} was refused - did you specify the right "
+                              "host or port?")
+    assert cluster.fix == ("Start the cluster, or point KUBECONFIG / the current context at one "
+                           "that runs (`kubectl config get-contexts`, `kubectl config use-context "
+                           "NAME`); check with `kubectl version`.")
+    lines = result.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("FAIL  cluster"))
+    assert lines[at + 1].strip() == f"fix: {cluster.fix}"
+
+
+def test_doctor_names_a_user_without_credentials(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: test-ctx\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{_closed_port()}'}}}}]\n"
+        "users: [{name: u, user: {}}]\n"
+        "contexts: [{name: test-ctx, context: {cluster: c, user: u}}]\n"
+    )
+    _doctor_env(monkeypatch, tmp_path, kubeconfig)
+    from rag_k8s.doctor import check_cluster
+
+    check = check_cluster(Settings.resolve())
+    assert not check.ok
+    assert check.detail.endswith(": the current context's user has no credentials (kubectl "
+                                 "asked for a username)")
+    assert check.fix is not None and check.fix.startswith("Add a token")
 
 
 def test_doctor_fails_and_says_how_to_fix(monkeypatch: pytest.MonkeyPatch,
@@ -288,7 +539,8 @@ def test_doctor_fails_and_says_how_to_fix(monkeypatch: pytest.MonkeyPatch,
                                      "in the venv) or set RAG_K8S_KUBECTL to its path.")
     assert not checks["policy"].ok
     assert "no-org" in checks["policy"].detail
-    assert "check(s) failed: kubectl, kubeconfig" in result.stderr
+    assert all(c.fix for c in checks.values() if not c.ok)  # every failure says what to do
+    assert "check(s) failed: kubectl, kubeconfig, cluster" in result.stderr
 
 
 # ---------------------------------------------------------------- the installed console script
@@ -341,7 +593,7 @@ def test_console_script_exit_codes(recording_kubectl: Any, args: list[str],
                           check=False)
     assert proc.returncode == code, proc.stderr
     assert proc.stderr.splitlines()[0] == stderr_line
-    assert recording_kubectl.calls == calls
+    assert recording_kubectl.commands == calls
 
 
 def test_declined_prompt_with_json_prints_only_the_result(recording_kubectl: Any) -> None:

@@ -118,7 +118,7 @@ def test_exec_results_and_audit_lines_are_the_same_through_both_paths(
     assert warm.exit_code == cold.exit_code == 0
     assert without_ids(json.loads(warm.stdout)) == without_ids(json.loads(cold.stdout))
     assert json.loads(warm.stdout)["status"] == "executed"
-    assert recording_kubectl.calls == [["rollout", "restart", "deployment/api", "-n", "dev"]] * 2
+    assert recording_kubectl.commands == [["rollout", "restart", "deployment/api", "-n", "dev"]] * 2
     first, second = audit_lines(Settings.resolve())
     assert first == second and first["status"] == "executed"
 

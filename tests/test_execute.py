@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from rag_k8s.config import Settings
-from rag_k8s.execute import KILL_GRACE, TIMEOUT_EXIT_CODE, ExecResult, run
-from tests.conftest import RecordingKubectl
+from rag_k8s.execute import KILL_GRACE, TIMEOUT_EXIT_CODE, ExecResult, interrupt_all, run
+from tests.conftest import RecordingKubectl, StubbornKubectl, gone
 
 LIMIT = 64 * 1024
 
@@ -326,3 +329,102 @@ def test_the_executor_refuses_side_doors_on_its_own(
         run(argv, timeout=5, settings=Settings.resolve())
     assert str(err.value) == f"the executor refuses this command: {reason}"
     assert recording_kubectl.calls == []
+
+
+# ---------------------------------------------------------------- the executor owns its tree
+
+
+def _all_gone(*pids: int) -> bool:
+    end = time.monotonic() + 3
+    while not all(gone(p) for p in pids) and time.monotonic() < end:
+        time.sleep(0.02)
+    return all(gone(p) for p in pids)
+
+
+@pytest.mark.parametrize("setsid", [False, True], ids=["child-in-group", "child-setsid"])
+def test_timeout_kills_a_descendant_that_left_the_group(
+    stubborn_kubectl: StubbornKubectl, setsid: bool
+) -> None:
+    stubborn_kubectl.mode("hang", setsid=setsid)
+    result = run(["kubectl", "get", "pods"], timeout=2, settings=Settings.resolve())
+    leader, child = stubborn_kubectl.wait_started()
+    assert (result.timed_out, result.interrupted, result.exit_code) == (True, False, 124)
+    assert result.stdout == "started\n"
+    assert result.stderr == "kubectl timed out after 2s and was killed\n"
+    # Bounded: the timeout, the SIGTERM grace, and no wait for a pipe the escaped child held.
+    assert result.duration < 2 + KILL_GRACE + 1
+    assert _all_gone(leader, child), f"kubectl {leader} or its child {child} survived"
+
+
+@pytest.mark.parametrize("setsid", [False, True], ids=["child-in-group", "child-setsid"])
+def test_kubectl_that_exits_leaves_nothing_behind(
+    stubborn_kubectl: StubbornKubectl, setsid: bool
+) -> None:
+    stubborn_kubectl.mode("leave", setsid=setsid)
+    result = run(["kubectl", "get", "pods"], timeout=30, settings=Settings.resolve())
+    leader, child = stubborn_kubectl.wait_started()
+    assert (result.exit_code, result.timed_out, result.interrupted) == (0, False, False)
+    assert (result.stdout, result.stderr) == ("started\n", "")
+    assert _all_gone(leader, child), f"the child {child} kubectl left behind survived"
+    with pytest.raises(psutil.NoSuchProcess):
+        psutil.Process(child)  # reaped, not a zombie
+
+
+def test_interrupt_all_stops_a_run_in_another_thread(stubborn_kubectl: StubbornKubectl) -> None:
+    stubborn_kubectl.mode("hang", setsid=True)
+    results: list[ExecResult] = []
+    worker = threading.Thread(target=lambda: results.append(
+        run(["kubectl", "get", "pods"], timeout=60, settings=Settings.resolve())))
+    worker.start()
+    leader, child = stubborn_kubectl.wait_started()
+    assert interrupt_all("the server is shutting down") == 1
+    worker.join(30)
+    [result] = results
+    assert (result.interrupted, result.timed_out, result.exit_code) == (True, False, 130)
+    assert result.stdout == "started\n"
+    assert result.stderr.startswith("kubectl was stopped after ")
+    assert result.stderr.endswith(": the server is shutting down; it and every process it "
+                                  "started were killed\n")
+    assert _all_gone(leader, child)
+    assert "interrupted" not in result.to_dict()  # a status, not a field of `execution`
+
+
+def test_ctrl_c_in_the_calling_thread_returns_interrupted(
+    stubborn_kubectl: StubbornKubectl,
+) -> None:
+    stubborn_kubectl.mode("hang", setsid=True)
+
+    def press_ctrl_c() -> None:
+        stubborn_kubectl.wait_started()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    result = run(["kubectl", "get", "pods"], timeout=60, settings=Settings.resolve())
+    leader, child = stubborn_kubectl.wait_started()
+    assert (result.interrupted, result.exit_code) == (True, 130)
+    assert ": rag-k8s was interrupted; it and every process it started were killed\n" in \
+        result.stderr
+    assert _all_gone(leader, child)
+
+
+def test_after_shutdown_no_kubectl_starts(recording_kubectl: RecordingKubectl) -> None:
+    from rag_k8s import execute
+
+    execute.shutdown("rag-k8s is exiting", wait=1)
+    try:
+        result = run(["kubectl", "get", "pods"], timeout=5, settings=Settings.resolve())
+    finally:
+        execute.reset_shutdown()
+    assert (result.interrupted, result.exit_code, result.duration) == (True, 130, 0.0)
+    assert result.stderr == "kubectl was not started: rag-k8s is exiting\n"
+    assert recording_kubectl.calls == []
+
+
+def test_subreaper_is_set_on_linux() -> None:
+    from rag_k8s.execute import become_subreaper
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("child subreapers exist on Linux only")
+    assert become_subreaper() is True
+    status = Path("/proc/self/status").read_text()
+    assert psutil.Process().pid == os.getpid() and "PPid" in status

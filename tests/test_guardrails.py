@@ -3,17 +3,21 @@ spellings that try to slip past them."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
 
 from rag_k8s.guardrails import (
     GUARDRAILS, Finding, Subject, argv_shape, namespace_required, no_bulk_mutation,
-    no_credential_flags, no_dangerous_flags, no_denied_verbs, no_pod_delete, restart_suggestion,
-    selects_everything, server_dry_run_only, well_formed_values,
+    no_credential_flags, no_dangerous_flags, no_denied_verbs, no_pod_delete, patch_named_fields,
+    restart_suggestion, safe_run, selects_everything, server_dry_run_only, set_env_writes_only,
+    well_formed_values,
 )
 from rag_k8s.kubectl_argv import parse_argv
 from rag_k8s.policy import Decision, Policy, load_policy, validate
+from rag_k8s.verbs import NEVER_RUN
+from rag_k8s.vocab import INTENTS, READ_ONLY_INTENTS
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIRM = "it runs only when confirmed (constraints.confirm)"
@@ -38,10 +42,15 @@ def refused(*reasons: str, risk: str, suggestion: str | None = None) -> Decision
                     suggestion=suggestion, risk_level=risk)
 
 
+UNSAFE_DRAIN = ("drain with --force, --disable-eviction or --grace-period=0 is refused: the org "
+                "policy does not allow unsafe drains (rbac-allowlist.yaml unsafe_drain), as the "
+                "node may run prod pods")
+
+
 def test_guardrails_are_registered_once_in_order() -> None:
     assert GUARDRAILS == [argv_shape, no_credential_flags, no_denied_verbs, no_dangerous_flags,
                           well_formed_values, no_pod_delete, no_bulk_mutation, namespace_required,
-                          server_dry_run_only]
+                          safe_run, set_env_writes_only, patch_named_fields, server_dry_run_only]
 
 
 # --- 1. delete pod -> restart the owner -----------------------------------------------------
@@ -352,43 +361,112 @@ def test_argv_shape(org: Policy, argv: list, reasons: list[str]) -> None:
     assert argv_shape(Subject(argv, None)) == [Finding("argv_shape", r) for r in reasons]
 
 
+NEVER = "is never run through rag-k8s"
+
+
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "verb", "why"),
     [
-        ["kubectl", "exec", "api-0", "-n", "dev", "--", "sh"],
-        ["kubectl", "exec", "-it", "api-0", "-n", "dev", "--", "sh"],
-        ["kubectl", "cp", "dev/api-0:etc/passwd", "passwd"],
-        ["kubectl", "proxy"],
-        ["kubectl", "port-forward", "pod/api-0", "8080:80", "-n", "dev"],
-        ["kubectl", "apply", "-n", "dev"],
-        ["kubectl", "edit", "deployment/api", "-n", "dev"],
-        ["kubectl", "patch", "deployment/api", "-n", "dev", "-p", "{}"],
-        ["kubectl", "replace", "-n", "dev"],
-        ["kubectl", "run", "x", "--image=busybox", "-n", "dev"],
-        ["kubectl", "attach", "api-0", "-n", "dev"],
-        ["kubectl", "debug", "node/node-1", "-it", "--image=busybox"],
-        ["kubectl", "plugin", "list"],
-        ["kubectl", "config", "view", "--raw"],
-        ["kubectl", "create", "secret", "generic", "x", "-n", "dev"],
-        ["kubectl", "label", "pod", "api-0", "x=y", "-n", "dev"],
-        ["kubectl", "annotate", "pod", "api-0", "x=y", "-n", "dev"],
-        ["kubectl", "taint", "node", "node-1", "x=y:NoSchedule"],
+        (["kubectl", "exec", "api-0", "-n", "dev", "--", "sh"], "exec", "opens a shell"),
+        (["kubectl", "exec", "-it", "api-0", "-n", "dev", "--", "sh", "-c", "ls -la"], "exec",
+         "opens a shell"),
+        (["kubectl", "cp", "dev/api-0:etc/passwd", "passwd"], "cp", "copies files"),
+        (["kubectl", "proxy"], "proxy", "serves the whole Kubernetes API"),
+        (["kubectl", "port-forward", "pod/api-0", "8080:80", "-n", "dev"], "port-forward",
+         "network tunnel"),
+        (["kubectl", "edit", "deployment/api", "-n", "dev"], "edit", "opens an editor"),
+        (["kubectl", "replace", "-n", "dev"], "replace", "overwrites whole objects"),
+        (["kubectl", "attach", "api-0", "-n", "dev"], "attach", "console"),
+        (["kubectl", "debug", "node/node-1", "-it", "--image=busybox"], "debug",
+         "debugging container"),
+        (["kubectl", "plugin", "list"], "plugin", "arbitrary programs"),
+        (["kubectl", "config", "view", "--raw"], "config view", "credentials"),
+        (["kubectl", "config", "view"], "config view", "prints the kubeconfig"),
+        (["kubectl", "config", "use-context", "prod-admin"], "config use-context",
+         "switches the cluster"),
+        (["kubectl", "config", "set-context", "--current", "--namespace=x"], "config set-context",
+         "edits the kubeconfig"),
+        (["kubectl", "config", "delete-context", "x"], "config delete-context",
+         "edits the kubeconfig"),
+        (["kubectl", "config", "set-credentials", "me", "--token=abc"], "config set-credentials",
+         "writes credentials"),
+        (["kubectl", "certificate", "approve", "csr-1"], "certificate approve", "grants"),
+        (["kubectl", "certificate", "deny", "csr-1"], "certificate deny", "decides"),
+        (["kubectl", "cluster-info", "dump"], "cluster-info dump", "dumps the state"),
     ],
 )
-def test_denied_verbs_are_refused(org: Policy, argv: list[str]) -> None:
+def test_never_run_verbs_are_denied_with_the_command_to_run_yourself(
+    org: Policy, argv: list[str], verb: str, why: str
+) -> None:
     decision = validate(argv, card=None, policy=org)
-    verb = argv[1]
-    expected = [f"kubectl {verb} is refused: it is not on any allow-list"]
-    if verb == "config":  # `config view --raw` also trips the --raw check
-        expected.append("--raw is refused: it sends a raw API request that no allow-list can judge")
-    assert (decision.allowed, decision.reasons, decision.risk_level) == (False, expected, "high")
+    assert (decision.allowed, decision.requires_confirmation, decision.risk_level) == (
+        False, False, "high")
+    [reason] = decision.reasons
+    assert reason.startswith(f"kubectl {verb} {NEVER}: ") and why in reason
+    assert reason.endswith("; run it yourself if you mean to")
+    assert decision.suggestion == shlex.join(argv)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["kubectl", "frobnicate", "pods", "-n", "dev"], ["kubectl", "create", "secret", "generic",
+                                                      "x", "-n", "dev"],
+     ["kubectl", "rollout", "frobnicate", "deployment/api", "-n", "dev"],
+     ["kubectl", "auth", "whoami"], ["kubectl", "set", "subject", "rolebinding/x", "-n", "dev"]],
+)
+def test_verbs_no_table_lists_are_denied_with_the_command_to_run_yourself(
+    org: Policy, argv: list[str]
+) -> None:
+    decision = validate(argv, card=None, policy=org)
+    assert decision.allowed is False and decision.suggestion == shlex.join(argv)
+    [reason] = decision.reasons
+    assert reason.startswith("kubectl ") and reason.endswith("; run it yourself if you mean to")
+
+
+def test_a_verb_the_org_does_not_list_is_denied_with_the_command_to_run_yourself(
+    tmp_path: Path
+) -> None:
+    import shutil
+
+    shutil.copytree(REPO / "org", tmp_path / "org")
+    rbac = tmp_path / "org" / "rbac-allowlist.yaml"
+    rbac.write_text(rbac.read_text().replace("  taint: [node]\n", ""))
+    argv = k("taint nodes node-1 dedicated=db:NoSchedule")
+    assert validate(argv, card=None, policy=load_policy(tmp_path / "org")) == refused(
+        "kubectl taint is not on the RBAC allow-list (org/rbac-allowlist.yaml verbs); run it "
+        "yourself if you mean to", risk="medium",
+        suggestion="kubectl taint nodes node-1 dedicated=db:NoSchedule")
 
 
 def test_no_denied_verbs_alone() -> None:
     assert no_denied_verbs(parsed_subject("exec api-0 -n dev")) == [
-        Finding("no_denied_verbs", "kubectl exec is refused: it is not on any allow-list")
+        Finding("no_denied_verbs", NEVER_RUN["exec"])
+    ]
+    assert no_denied_verbs(parsed_subject("frobnicate api-0 -n dev")) == [
+        Finding("no_denied_verbs", "kubectl frobnicate is refused: it is not a verb rag-k8s runs")
     ]
     assert no_denied_verbs(parsed_subject("get pods -n dev")) == []
+
+
+def test_no_verb_list_is_left_outside_the_verb_table() -> None:
+    """kubectl_argv, policy and guardrails read rag_k8s/verbs.py; none keeps a list of its own."""
+    import rag_k8s.guardrails as g
+    import rag_k8s.kubectl_argv as ka
+    import rag_k8s.policy as pol
+    from rag_k8s import verbs
+
+    assert not hasattr(g, "DENIED_VERBS")
+    assert pol.VERB_INTENTS is verbs.POLICY_VERBS
+    assert ka._VERB_FLAGS == {w: spec.flags for w, spec in verbs.VERBS.items()}
+    assert ka.READ_ONLY_VERBS is verbs.READ_ONLY_VERBS
+    assert ka.SERVER_DRY_RUN_VERBS is verbs.SERVER_DRY_RUN_VERBS
+    # Every intent but the card-less `undo` is served by a verb of the table, and back.
+    served = {i for spec in verbs.VERBS.values() for i in spec.intents}
+    assert served == set(INTENTS) - {"undo"}
+    assert {s.name for s in verbs.VERBS.values() if s.read_only} == {
+        v for v, intents in verbs.POLICY_VERBS.items() if intents[0] in READ_ONLY_INTENTS}
+    # The shipped allow-list names only table verbs.
+    assert set(load_policy(REPO / "org").verbs) <= set(verbs.POLICY_VERBS)
 
 
 @pytest.mark.parametrize(
@@ -400,18 +478,13 @@ def test_no_denied_verbs_alone() -> None:
          ["--force is refused: it skips graceful deletion and safety checks"], "high"),
         ("delete job/x -n dev --grace-period=0",
          ["--grace-period=0 is refused: it kills pods without a graceful shutdown"], "high"),
-        ("drain node-1 --ignore-daemonsets --force --grace-period 0",
-         ["--force is refused: it skips graceful deletion and safety checks",
-          "--grace-period=0 is refused: it kills pods without a graceful shutdown"], "high"),
-        ("drain node-1 --disable-eviction",
-         ["--disable-eviction is refused: it bypasses PodDisruptionBudgets"], "high"),
+        ("drain node-1 --ignore-daemonsets --force --grace-period 0", [UNSAFE_DRAIN], "high"),
+        ("drain node-1 --disable-eviction", [UNSAFE_DRAIN], "high"),
         ("get pods -n dev --raw=/api/v1/namespaces/dev/secrets",
          ["--raw is refused: it sends a raw API request that no allow-list can judge"], "none"),
         ("delete -f pod.yaml -n dev",
          ["--filename is refused: commands act only on named objects, never on files or inline "
-          "objects",
-          "kubectl delete must name the object it changes; without a name it acts on every "
-          "object in reach"], "high"),
+          "objects"], "high"),
         ("get pods -n dev -k overlay",
          ["--kustomize is refused: commands act only on named objects, never on files or inline "
           "objects"], "none"),
@@ -497,3 +570,131 @@ def test_selectors_that_match_every_node_in_practice(selector: str, everything: 
     from rag_k8s.guardrails import selects_everything
 
     assert selects_everything(selector) is everything
+
+
+# --- the guardrails of the new intents --------------------------------------------------------
+
+
+def j(cmd: str) -> list[str]:
+    """Split like a shell, keeping the double quotes of a JSON patch."""
+    return ["kubectl", *shlex.split(cmd.replace('"', '\\"'))]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "reason"),
+    [
+        ("run x --image=busybox:1.36 -n dev -i", "kubectl run --stdin is refused"),
+        ("run x --image=busybox:1.36 -n dev -t", "kubectl run --tty is refused"),
+        ("run x --image=busybox:1.36 -n dev --rm", "kubectl run --rm is refused"),
+        ("run x --image=busybox:1.36 -n dev --privileged", "kubectl run --privileged is refused"),
+        ("run x --image=busybox:1.36 -n dev --attach", "kubectl run --attach is refused"),
+        ("run x -n dev --restart=Never", "kubectl run needs --image"),
+        ("run x --image=busybox:1.36 -n dev --restart=Always",
+         "kubectl run makes a pod only: --restart=Never or OnFailure"),
+    ],
+)
+def test_safe_run(cmd: str, reason: str) -> None:
+    findings = safe_run(parsed_subject(cmd))
+    assert any(f.reason.startswith(reason) for f in findings), findings
+
+
+@pytest.mark.parametrize("flag", ["--list", "--resolve", "--from=secret/db", "--keys=a",
+                                  "--prefix=X_"])
+def test_set_env_never_prints_or_copies_values(flag: str) -> None:
+    name = flag[2:].partition("=")[0]
+    assert set_env_writes_only(parsed_subject(f"set env deployment/api A=b -n dev {flag}")) == [
+        Finding("set_env_writes_only", f"kubectl set env --{name} is refused: it prints or copies "
+                                       "variable values, which may hold secrets")]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "ok"),
+    [
+        ('patch service api -n dev --type=merge -p {"spec":{"selector":{"app":"web"}}}', True),
+        ('patch deployment api -n dev -p {"spec":{"replicas":3}}', True),
+        ('patch statefulset db -n dev --type=strategic -p {"spec":{"replicas":0}}', True),
+        ('patch deployment api -n dev -p {"spec":{"template":{"spec":{"containers":'
+         '[{"name":"app","resources":{"requests":{"cpu":"250m"}}}]}}}}', True),
+        ('patch pvc data -n dev -p {"spec":{"resources":{"requests":{"storage":"20Gi"}}}}', True),
+        # other fields, other kinds, other patch types: refused
+        ('patch deployment api -n dev -p {"spec":{"template":{"spec":{"containers":'
+         '[{"name":"app","image":"evil:1"}]}}}}', False),
+        ('patch deployment api -n dev -p {"spec":{"replicas":3,"paused":true}}', False),
+        ('patch service api -n dev -p {"spec":{"type":"LoadBalancer"}}', False),
+        ('patch pvc data -n dev -p {"spec":{"replicas":3}}', False),
+        ('patch configmap x -n dev -p {"data":{"a":"b"}}', False),
+        ('patch deployment api -n dev --type=json -p {"spec":{"replicas":3}}', False),
+        ("patch deployment api -n dev", False),
+        ('patch deployment api -n dev -p {"spec":{"replicas":"3"}}', False),
+    ],
+)
+def test_patch_changes_only_the_fields_a_card_names(org: Policy, cmd: str, ok: bool) -> None:
+    decision = validate(j(cmd), card=None, policy=org)
+    assert decision.allowed is ok, decision.reasons
+
+
+def test_a_patch_body_with_shell_syntax_is_refused_by_its_shape(org: Policy) -> None:
+    argv = ["kubectl", "patch", "deployment", "api", "-n", "dev", "-p",
+            '{"spec":{"replicas":"$(id)"}}']
+    assert validate(argv, card=None, policy=org).reasons == [
+        "argument 7: the patch must be a JSON object of plain names and values"]
+    argv[-1] = '{"spec":{"replicas":3},"x":"a;b"}'
+    assert validate(argv, card=None, policy=org).reasons == [
+        "argument 7: the patch must be a JSON object of plain names and values"]
+    argv[-1] = '{"spec": {"replicas": 3}}'  # JSON's own spaces are fine: one argv item
+    assert validate(argv, card=None, policy=org).allowed is True
+
+
+@pytest.mark.parametrize(
+    ("cmd", "reason"),
+    [
+        ("wait deployment/api -n dev --timeout=15s",
+         "kubectl wait needs --for=condition=NAME, --for=delete or --for=jsonpath={...}=VALUE"),
+        ("wait deployment/api -n dev --for=condition=Available",
+         "kubectl wait needs --timeout of at most 300s (it is bounded by the request's timeout)"),
+        ("wait deployment/api -n dev --for=condition=Available --timeout=301s",
+         "kubectl wait needs --timeout of at most 300s (it is bounded by the request's timeout)"),
+        ("wait deployment/api -n dev --for=condition=Available --timeout=10m",
+         "kubectl wait needs --timeout of at most 300s (it is bounded by the request's timeout)"),
+        ("taint nodes n1 dedicated=db:Sometimes",
+         "'dedicated=db:Sometimes' is not a taint (key[=value]:Effect, key:Effect- or key-)"),
+        ("taint nodes n1 dedicated=db:NoSchedule-",
+         "'dedicated=db:NoSchedule-' is not a taint (key[=value]:Effect, key:Effect- or key-)"),
+        ("label deployment api bad!key=x -n dev", "'bad!key=x' is not key=value or key-"),
+        ("set env deployment/api 1BAD=x -n dev", "'1BAD=x' is not key=value or key-"),
+        ("set resources deployment/api -n dev", "kubectl set resources needs --requests or --limits"),
+        ("set resources deployment/api -n dev --requests=gpu=1",
+         "--requests='gpu=1' is not well-formed"),
+        ("create job x --from=deployment/api -n dev", "--from='deployment/api' is not cronjob/NAME"),
+        ("logs pod/x -n dev --since-time=yesterday", "--since-time='yesterday' is not well-formed"),
+        ("explain deployment/spec", "'deployment/spec' is not a resource field path"),
+    ],
+)
+def test_new_flag_values_are_well_formed(org: Policy, cmd: str, reason: str) -> None:
+    decision = validate(k(cmd), card=None, policy=org)
+    assert decision.allowed is False and reason in decision.reasons, decision.reasons
+
+
+def test_cordon_may_name_up_to_twenty_nodes_other_changes_one_object(org: Policy) -> None:
+    nodes = " ".join(f"n{i}" for i in range(21))
+    assert validate(k(f"cordon {nodes}"), card=None, policy=org).reasons == [
+        "kubectl cordon names 21 objects; at most 20"]
+    assert validate(k("label pod a b x=y -n dev"), card=None, policy=org).reasons == [
+        "kubectl label names 2 objects; a command that changes the cluster may name only one"]
+    assert validate(k("taint nodes n1 n2 a=b:NoSchedule"), card=None, policy=org).reasons == [
+        "kubectl taint names 2 objects; a command that changes the cluster may name only one"]
+
+
+def test_the_argv_door_refuses_never_run_verbs_with_the_command_as_suggestion(tmp_path: Path
+                                                                           ) -> None:
+    """Through the Python door (argv field): denied, nothing runs, the suggestion is the argv."""
+    from rag_k8s.config import Settings
+    from rag_k8s.tool import plan
+
+    settings = Settings.resolve()
+    argv = ["kubectl", "exec", "-it", "api-0", "-n", "dev", "--", "sh"]
+    result = plan({"argv": argv}, settings=settings)
+    assert result["status"] == "denied"
+    assert result["decision"]["suggestion"] == "kubectl exec -it api-0 -n dev -- sh"
+    assert result["decision"]["reasons"][0].startswith("kubectl exec is never run through rag-k8s")
+    assert result["execution"] is None

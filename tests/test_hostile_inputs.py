@@ -3,6 +3,7 @@ doors, and argv a confused or malicious planner could emit. Nothing of it may re
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,8 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("min-above-max", req(params={"min": 5, "max": 2}), "params.min"),
     # unknown keys
     ("key-shell", req(shell="id"), "shell"),
-    ("key-argv", req(argv=["kubectl", "delete", "ns", "prod"]), "argv"),
+    # argv is the argv door (CONTRACT §1): beside an intent it is invalid, naming the intent
+    ("key-argv", req(argv=["kubectl", "delete", "ns", "prod"]), "intent"),
     ("key-proto", req(__proto__={}), "__proto__"),
     ("params-command", req(params={"command": "id"}), "params.command"),
     ("params-kubeconfig", req(params={"kubeconfig": "/k"}), "params.kubeconfig"),
@@ -191,7 +193,8 @@ MALICIOUS_ARGV: list[tuple[str, Any, str]] = [
     ("none-element", ["kubectl", "get", None], "the command must be a non-empty list of strings"),
     ("dict-argv", {"argv": ["kubectl"]}, "the command must be a non-empty list of strings"),
     ("exec-shell", ["kubectl", "exec", "api-0", "-n", "dev", "--", "sh", "-c", "id"],
-     "kubectl exec is refused: it is not on any allow-list"),
+     "kubectl exec is never run through rag-k8s: it opens a shell or runs a command inside a "
+     "container, which no allow-list can judge; run it yourself if you mean to"),
     ("force-delete", ["kubectl", "delete", "job/x", "-n", "dev", "--force", "--grace-period=0"],
      "--force is refused: it skips graceful deletion and safety checks"),
     ("client-dry-run-lie", ["kubectl", "delete", "job/x", "-n", "dev", "--dry-run=client"],
@@ -251,3 +254,412 @@ def test_validate_never_raises_and_allows_only_clean_argv(argv: list[str]) -> No
         assert parsed.namespace in (None, "prod", "staging", "dev")
         assert "all-namespaces" not in parsed.flags or not parsed.is_true("all-namespaces")
         assert not (parsed.kind == "secret" and parsed.value("output") not in (None, "name", "wide"))
+
+
+# --- JSON-unsafe payloads: refused once at the door, before planning, on every door ----------
+
+RESTART_SURROGATE = {"intent": "restart", "resource": "deployment", "namespace": "prod",
+                     "name": "api", "query": "\ud800"}
+
+
+def deep(levels: int) -> dict[str, Any]:
+    """{"a": {"a": ... {}}} nested `levels` deep, built without recursion."""
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(levels - 1):
+        node["a"] = {}
+        node = node["a"]
+    return root
+
+
+class Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+# (id, payload, the field the refusal names, its problem)
+UNSAFE: list[tuple[str, Any, str, str]] = [
+    ("lone-surrogate-query", RESTART_SURROGATE, "query",
+     "contains a lone surrogate (\\ud800), which is not valid Unicode text"),
+    ("surrogate-in-name", {**RESTART_SURROGATE, "query": "ok", "name": "api\udfff"}, "name",
+     "contains a lone surrogate (\\udfff), which is not valid Unicode text"),
+    ("surrogate-in-key", {**BASE, "params": {"\ud800": 1}}, "params.\\ud800",
+     "the key contains a lone surrogate (\\ud800)"),
+    ("int-key", {**BASE, 1: "x"}, "request", "has a non-string key 1 (JSON object keys are strings)"),
+    ("tuple-key-in-params", {**BASE, "params": {("a",): 1}}, "params",
+     "has a non-string key ('a',) (JSON object keys are strings)"),
+    ("none-key", {**BASE, None: 1}, "request",
+     "has a non-string key None (JSON object keys are strings)"),
+    ("5000-deep", {**BASE, "params": deep(5000)}, "params.a.a...",
+     "is nested more than 32 levels deep"),
+    ("5000-deep-payload", deep(5000), "a.a.a...", "is nested more than 32 levels deep"),
+    ("33-deep-list", {**BASE, "params": {"x": json.loads("[" * 31 + "1" + "]" * 31)}},
+     "params.x.0...", "is nested more than 32 levels deep"),
+    ("32-deep-is-only-schema-invalid", {**BASE, "params": {"x": json.loads("[" * 30 + "]" * 30)}},
+     "params.x", "unknown field"),
+    ("nan-replicas", {"intent": "scale", "resource": "deployment", "namespace": "dev",
+                      "name": "api", "params": {"replicas": math.nan}}, "params.replicas",
+     "is not a finite number (nan)"),
+    ("nan-unknown-field", {**BASE, "x": math.nan}, "x", "is not a finite number (nan)"),
+    ("infinity-timeout", {**BASE, "constraints": {"timeout": math.inf}}, "constraints.timeout",
+     "is not a finite number (inf)"),
+    ("minus-infinity", {**BASE, "params": {"tail": -math.inf}}, "params.tail",
+     "is not a finite number (-inf)"),
+    ("5000-digit-int", {**BASE, "params": {"replicas": 10**5000}}, "params.replicas",
+     "is a number too large for any request field"),
+    ("set-value", {**BASE, "params": {"selector": {"app=api"}}}, "params.selector",
+     "is a set, not a JSON value"),
+    ("bytes-value", {**BASE, "name": b"api"}, "name", "is a bytes, not a JSON value"),
+    ("object-value", {**BASE, "query": Unprintable()}, "query",
+     "is a Unprintable, not a JSON value"),
+]
+
+
+@pytest.mark.parametrize(("payload", "field", "problem"), [(p, f, m) for _, p, f, m in UNSAFE],
+                         ids=[i for i, _, _, _ in UNSAFE])
+def test_json_unsafe_payload_is_invalid_runs_nothing_and_is_audited_as_strict_json(
+    payload: Any, field: str, problem: str, recording_kubectl: Any
+) -> None:
+    from rag_k8s import audit
+    from rag_k8s.config import Settings
+
+    result = k8s_exec(payload)
+    assert (result["status"], result["plan"], result["execution"]) == ("invalid", None, None)
+    assert result["decision"]["reasons"] == [f"{field}: {problem}"]
+    assert recording_kubectl.calls == []
+    assert plan(payload)["decision"]["reasons"] == [f"{field}: {problem}"]
+    log = Settings.resolve().audit_log
+    lines = log.read_bytes().decode("utf-8").splitlines()  # valid UTF-8: no lone surrogate
+    assert len(lines) == 1
+    entry = json.loads(lines[0], parse_constant=_not_strict)  # strict JSON: no NaN/Infinity
+    assert (entry["status"], entry["reasons"]) == ("invalid", [f"{field}: {problem}"])
+    assert audit.verify(log).ok
+
+
+def _not_strict(name: str) -> Any:
+    raise AssertionError(f"{name} in an audit line")
+
+
+def test_python_door_never_raises_on_a_json_unsafe_payload_even_when_repr_fails() -> None:
+    result = k8s_exec({**BASE, "params": {"x": Unprintable()}, 7: Unprintable()})
+    assert result["status"] == "invalid"
+
+
+def test_cli_json_input_with_a_lone_surrogate_is_invalid_and_runs_nothing(
+    tmp_path: Path, recording_kubectl: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from rag_k8s.cli import app
+
+    path = tmp_path / "req.json"
+    path.write_text('{"intent":"restart","resource":"deployment","namespace":"prod",'
+                    '"name":"api","query":"\\ud800"}')
+    run = CliRunner().invoke(app, ["exec", "--json-input", str(path), "--json"])
+    assert run.exit_code == 2
+    result = json.loads(run.stdout)
+    assert result["status"] == "invalid"
+    assert result["decision"]["reasons"] == [
+        "query: contains a lone surrogate (\\ud800), which is not valid Unicode text"]
+    assert recording_kubectl.calls == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 5000 + "]" * 5000,
+         "Error: request: --json-input is nested more than 32 levels deep"),
+        ('{"intent":"scale","resource":"deployment","namespace":"dev","name":"api",'
+         '"params":{"replicas":NaN}}',
+         "Error: request: --json-input is not valid JSON: NaN is not a JSON number"),
+        ('{"intent":"get","x":-Infinity}',
+         "Error: request: --json-input is not valid JSON: -Infinity is not a JSON number"),
+        ('{"params": [1]}', None),  # with --param below: merged without a crash, then invalid
+    ],
+    ids=["5000-deep", "nan", "minus-infinity", "params-not-an-object"],
+)
+def test_cli_json_input_that_is_not_strict_json_exits_2(
+    tmp_path: Path, recording_kubectl: Any, text: str, message: str | None
+) -> None:
+    from typer.testing import CliRunner
+
+    from rag_k8s.cli import app
+
+    path = tmp_path / "req.json"
+    path.write_text(text)
+    run = CliRunner().invoke(app, ["exec", "--json-input", str(path), "--param", "tail=5",
+                                   "--confirm"])
+    assert run.exit_code == 2, run.output
+    if message is not None:
+        assert run.stderr.strip() == message
+    assert recording_kubectl.calls == []
+
+
+def test_an_exception_after_kubectl_ran_still_leaves_its_audit_line(
+    recording_kubectl: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline breaks after kubectl returned: the line says what ran, and the error."""
+    from rag_k8s import audit, execute, tool
+    from rag_k8s.config import Settings
+
+    real_run = execute.run
+
+    class Exploding:
+        """The real ExecResult, whose `timed_out` raises when the pipeline reads it."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        @property
+        def timed_out(self) -> bool:
+            raise RuntimeError("disk on fire")
+
+        def to_dict(self) -> dict[str, Any]:
+            return dict(self.inner.to_dict())
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    def run(argv: list[str], **kwargs: Any) -> Any:
+        outcome = real_run(argv, **kwargs)  # undo's capture reads pass through untouched
+        return Exploding(outcome) if argv[1:3] == ["rollout", "restart"] else outcome
+
+    monkeypatch.setattr(tool.execute, "run", run)
+    recording_kubectl.respond(stdout="deployment.apps/api restarted\n")
+    request = {"intent": "restart", "resource": "deployment", "namespace": "prod", "name": "api"}
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        k8s_exec(request)
+    assert recording_kubectl.commands == [["rollout", "restart", "deployment/api", "-n", "prod"]]
+    log = Settings.resolve().audit_log
+    [entry] = audit.tail(log)
+    assert entry["status"] == "error"
+    assert entry["level"] == "ERROR"
+    assert entry["reasons"] == [
+        "rag-k8s stopped with RuntimeError after kubectl ran: disk on fire"]
+    assert entry["argv"] == ["kubectl", "rollout", "restart", "deployment/api", "-n", "prod"]
+    assert entry["exit_code"] == 0
+    assert entry["output_bytes"] == len("deployment.apps/api restarted\n")
+    assert entry["request"]["name"] == "api"
+    assert audit.verify(log).ok
+
+
+def test_an_exception_before_kubectl_ran_is_audited_too(
+    recording_kubectl: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag_k8s import audit, tool
+    from rag_k8s.config import Settings
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise OSError("cards folder vanished")
+
+    monkeypatch.setattr(tool, "cached_corpus", broken)
+    with pytest.raises(OSError):
+        k8s_exec({"intent": "get", "resource": "pod", "namespace": "dev"})
+    [entry] = audit.tail(Settings.resolve().audit_log)
+    assert (entry["status"], entry["reasons"]) == (
+        "error", ["rag-k8s stopped with OSError before kubectl ran: cards folder vanished"])
+    assert recording_kubectl.calls == []
+
+
+# --- the policy, the cards and config.yaml fail closed on every malformation -----------------
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def test_policy_with_a_duplicated_namespace_key_refuses_everything(
+    recording_kubectl: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag_k8s.errors import PolicyError
+
+    org = ASSETS / "org-duplicate-key"
+    message = (f"{org / 'namespaces.yaml'}: line 12: not valid YAML: duplicate key 'prod' (first "
+               "given on line 5); a key may appear only once in a mapping")
+    with pytest.raises(PolicyError) as info:
+        load_policy(org)
+    assert str(info.value) == message
+    monkeypatch.setenv("RAG_K8S_ORG_DIR", str(org))
+    for request in (
+        {"intent": "delete", "resource": "deployment", "namespace": "prod", "name": "api",
+         "constraints": {"confirm": True}},
+        {"intent": "get", "resource": "pod", "namespace": "dev"},
+    ):
+        result = k8s_exec(request)
+        assert (result["status"], result["decision"]["reasons"]) == ("denied", [message])
+        assert result["execution"] is None
+    assert recording_kubectl.calls == []
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "problem"),
+    [
+        ("namespaces.yaml", "version: 1\nversion: 1\nnamespaces: {}\n",
+         "line 2: not valid YAML: duplicate key 'version' (first given on line 1)"),
+        ("namespaces.yaml", "version: 1\nnamespaces:\n  qa:\n    allow:\n      get: [pod]\n"
+                            "      get: ['*']\n",
+         "line 6: not valid YAML: duplicate key 'get' (first given on line 5)"),
+        ("namespaces.yaml", "version: 1\nnamespaces: {qa: {allow: {get: [pod]}}, qa: {allow: {}}}\n",
+         "line 2: not valid YAML: duplicate key 'qa' (first given on line 2)"),
+        ("rbac-allowlist.yaml", "version: 1\nverbs:\n  get: [pod]\n  get: ['*']\n"
+                                "cluster_scoped: {}\nsecrets: {output_formats: [name]}\n"
+                                "forbidden_flags: []\nmax_replicas: 5\n",
+         "line 4: not valid YAML: duplicate key 'get' (first given on line 3)"),
+        ("rbac-allowlist.yaml", "version: 1\nverbs: {}\ncluster_scoped: {}\n"
+                                "secrets: {output_formats: [name]}\nforbidden_flags: []\n"
+                                "max_replicas: 5\nmax_replicas: 10000\n",
+         "line 7: not valid YAML: duplicate key 'max_replicas' (first given on line 6)"),
+        ("rbac-allowlist.yaml", "", "must be a YAML mapping with `version: 1`"),
+        ("rbac-allowlist.yaml", "# nothing but a comment\n",
+         "must be a YAML mapping with `version: 1`"),
+        ("namespaces.yaml", "version: 1\nnamespaces:\n  qa:\n", "line 3: namespaces.qa: Input "
+                            "should be a valid dictionary or instance of NamespaceRule"),
+        ("namespaces.yaml", "version: 1\nnamespaces:\n  qa:\n    allow:\n      get: [pod]\n"
+                            "    deny: {}\n", "line 6: namespaces.qa.deny: unknown key"),
+        ("namespaces.yaml", "version: '1'\nnamespaces: {}\n", "line 1: version: Input should be 1"),
+    ],
+    ids=["dup-version", "dup-intent", "dup-in-flow-mapping", "dup-verb", "dup-max-replicas",
+         "empty-file", "comment-only", "null-namespace", "unknown-key", "version-string"],
+)
+def test_every_policy_malformation_is_a_policy_error_naming_file_line_and_key(
+    tmp_path: Path, file: str, text: str, problem: str
+) -> None:
+    import shutil
+
+    from rag_k8s.errors import PolicyError
+
+    shutil.copytree(ASSETS / "org-minimal", tmp_path / "org")
+    (tmp_path / "org" / file).write_text(text)
+    with pytest.raises(PolicyError) as info:
+        load_policy(tmp_path / "org")
+    assert str(info.value).startswith(f"{tmp_path / 'org' / file}: {problem}")
+
+
+def test_a_merge_key_may_still_be_overridden(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(ASSETS / "org-minimal", tmp_path / "org")
+    (tmp_path / "org" / "namespaces.yaml").write_text(
+        "version: 1\nnamespaces:\n  qa:\n    allow: &qa\n      get: [pod]\n"
+        "  qb:\n    allow:\n      <<: *qa\n      get: ['*']\n"
+    )
+    assert load_policy(tmp_path / "org").namespaces["qb"]["get"] == {"*"}
+
+
+def test_a_card_with_a_duplicated_key_is_refused() -> None:
+    from rag_k8s.cards import load_card, load_corpus
+    from rag_k8s.errors import CardError
+
+    path = ASSETS / "cards-duplicate-key" / "restart-deployment.yaml"
+    message = (f"{path}: not valid YAML: line 15: duplicate key 'command_template' (first given "
+               "on line 7); a key may appear only once in a mapping")
+    with pytest.raises(CardError) as info:
+        load_card(path)
+    assert str(info.value) == message
+    with pytest.raises(CardError) as info:
+        load_corpus(path.parent)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "not valid YAML: line 5: duplicate key 'kubectl' (first given on line 3); a key "
+               "may appear only once in a mapping"),
+        ("planner: template\nkubeclt: /bin/sh\n", "line 2: kubeclt: Extra inputs are not permitted"),
+        ("planner: template\ntimeout: soon\n",
+         "line 2: timeout: Input should be a valid integer, unable to parse string as an integer"),
+        ("- a\n- list\n", "line 1: (top level): Input should be a valid dictionary or instance of "
+                          "ConfigFile"),
+    ],
+    ids=["duplicate-key", "unknown-key", "wrong-type", "not-a-mapping"],
+)
+def test_config_yaml_malformations_name_file_line_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str | None, message: str
+) -> None:
+    from rag_k8s.config import Settings
+    from rag_k8s.errors import ConfigError
+
+    path = ASSETS / "config-duplicate-key.yaml" if text is None else tmp_path / "config.yaml"
+    if text is not None:
+        path.write_text(text)
+    monkeypatch.setenv("RAG_K8S_CONFIG", str(path))
+    with pytest.raises(ConfigError) as info:
+        Settings.resolve()
+    assert str(info.value) == f"{path}: {message}"
+
+
+def _mcp_raw_calls(arguments_json: list[str], expect: set[int]) -> dict[int, Any]:
+    """Call `k8s_exec` on a `rag-k8s mcp` stdio server with each raw JSON text as arguments
+    (ids 1, 2, ...), then a last call (`bogus: unknown field`); return the structured result of
+    each id answered once every id in `expect` and the last one are (calls run concurrently).
+
+    Raw JSON-RPC lines, not the `mcp` client: the client refuses to encode a lone surrogate, and
+    a hostile client would not. Fails after 300 s without the expected answers.
+    """
+    import os
+    import select
+    import subprocess
+    import sys
+    import time
+
+    import mcp_types
+
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith(("RAG_K8S_", "RECORDING_KUBECTL_", "HF_", "TRANSFORMERS_", "PATH"))}
+    last = len(arguments_json) + 1
+    lines = [
+        json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": mcp_types.LATEST_PROTOCOL_VERSION, "capabilities": {},
+            "clientInfo": {"name": "hostile", "version": "1"}}}),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    ]
+    for i, args in enumerate([*arguments_json, '{"intent":"get","bogus":1}'], start=1):
+        lines.append('{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":'
+                     '{"name":"k8s_exec","arguments":%s}}' % (i, args))
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "rag-k8s"), "mcp"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env)
+    assert proc.stdin is not None and proc.stdout is not None
+    answers: dict[int, Any] = {}
+    deadline = time.monotonic() + 300
+    try:
+        for index, line in enumerate(lines):
+            number = 0 if index == 0 else index - 1 if index > 1 else -1  # the JSON-RPC id
+            proc.stdin.write(line.encode() + b"\n")
+            proc.stdin.flush()
+            # One call at a time: wait for each answer that should come before the next call.
+            while number in {0, *expect, last} and number not in answers:
+                ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+                assert ready, f"no answer in 300 s; answered: {sorted(answers)}"
+                message = json.loads(proc.stdout.readline())
+                if "id" in message:
+                    answers[message["id"]] = message.get("result", {}).get("structuredContent")
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    answers.pop(0, None)  # initialize
+    return answers
+
+
+def test_mcp_door_refuses_json_unsafe_arguments_and_runs_nothing(recording_kubectl: Any) -> None:
+    """Over stdio, raw JSON-RPC. A lone surrogate escape never reaches rag-k8s: the mcp library's
+    JSON parser refuses the line and drops it (no answer, nothing runs, no audit line) and the
+    server goes on serving. 40-deep params and a null replica count are `invalid` and audited."""
+    from rag_k8s import audit
+    from rag_k8s.config import Settings
+
+    answers = _mcp_raw_calls(expect={2, 3}, arguments_json=[
+        '{"intent":"restart","resource":"deployment","namespace":"prod","name":"api",'
+        '"query":"\\ud800"}',
+        '{"intent":"get","resource":"pod","namespace":"dev","params":'
+        + '{"a":' * 40 + "1" + "}" * 40 + "}",
+        '{"intent":"scale","resource":"deployment","namespace":"dev","name":"api",'
+        '"params":{"replicas":null}}',
+    ])
+    assert sorted(answers) == [2, 3, 4]
+    assert [answers[i]["status"] for i in (2, 3, 4)] == ["invalid"] * 3
+    assert answers[2]["decision"]["reasons"] == ["params.a.a...: is nested more than 32 levels deep"]
+    assert answers[3]["decision"]["reasons"] == ["params.replicas: expected integer, got NoneType"]
+    assert recording_kubectl.calls == []
+    log = Settings.resolve().audit_log
+    assert [e["status"] for e in audit.tail(log)] == ["invalid"] * 3
+    assert audit.verify(log).ok

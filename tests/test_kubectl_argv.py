@@ -11,7 +11,7 @@ import pytest
 
 from rag_k8s.errors import ArgvError, RagK8sError
 from rag_k8s.kubectl_argv import (
-    _GLOBAL_FLAGS, _VERB_FLAGS, SERVER_DRY_RUN_VERBS, parse_argv, with_server_dry_run,
+    _GLOBAL_FLAGS, _VERB_FLAGS, SERVER_DRY_RUN_VERBS, VERBS, parse_argv, with_server_dry_run,
 )
 from rag_k8s.policy import is_mutating
 
@@ -189,8 +189,21 @@ def test_with_server_dry_run(cmd: str, expected: list[str] | None) -> None:
 
 
 def test_server_dry_run_verbs_are_the_mutating_verbs_with_a_dry_run_flag() -> None:
-    assert SERVER_DRY_RUN_VERBS == {"rollout undo", "scale", "set image", "autoscale", "cordon",
-                                    "uncordon", "drain", "delete"}
+    assert SERVER_DRY_RUN_VERBS == {
+        "rollout undo", "scale", "set image", "set env", "set resources", "autoscale", "label",
+        "annotate", "taint", "cordon", "uncordon", "drain", "create", "create namespace",
+        "create configmap", "create deployment", "create service clusterip",
+        "create service nodeport", "create service loadbalancer", "create job", "expose", "run",
+        "patch", "apply", "delete"}
+
+
+@pytest.mark.skipif(not PINNED_KUBECTL.exists(), reason="the pinned kubectl is not installed")
+@pytest.mark.parametrize("verb", sorted(v for v in VERBS if not VERBS[v].read_only))
+def test_server_dry_run_follows_the_pinned_kubectl_help(verb: str) -> None:
+    out = subprocess.run([str(PINNED_KUBECTL), *verb.split(), "--help"], capture_output=True,
+                         text=True, check=True, timeout=30).stdout
+    options = out.split("Options:", 1)[1] if "Options:" in out else ""
+    assert VERBS[verb].server_dry_run == ("--dry-run=" in options)
 
 
 @pytest.mark.parametrize(
@@ -222,6 +235,8 @@ def test_is_mutating_reads_the_parsed_verb(cmd: str, mutating: bool) -> None:
 def _help_flags(args: list[str]) -> tuple[set[str], set[str], set[str]]:
     out = subprocess.run([str(PINNED_KUBECTL), *args], capture_output=True, text=True,
                          check=True, timeout=30).stdout
+    if args != ["options"] and "Options:" not in out:
+        return set(), set(), set()  # `kubectl api-versions --help`: no options of its own
     body = out if args == ["options"] else out.split("Options:", 1)[1].split("Usage:", 1)[0]
     bools, values = set(), set()
     for short, long, default in re.findall(r"^\s+(?:-(\w), )?--([\w-]+)=(.*):$", body, re.M):
@@ -256,3 +271,91 @@ def test_verbs_without_server_dry_run_have_no_dry_run_flag(verb: str) -> None:
     out = subprocess.run([str(PINNED_KUBECTL), *verb.split(), "--help"], capture_output=True,
                          text=True, check=True, timeout=30).stdout
     assert "--dry-run=" not in out.split("Options:", 1)[1]
+
+
+# --- the verbs of issue 12 ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cmd", "verb", "kind", "names", "extra"),
+    [
+        ("create service clusterip web --tcp=80:8080 -n dev", "create service clusterip",
+         "service", ("web",), ()),
+        ("create namespace team-a", "create namespace", "namespace", ("team-a",), ()),
+        ("create configmap x --from-literal=a=b -n dev", "create configmap", "configmap", ("x",),
+         ()),
+        ("create -f app.yaml -n dev", "create", None, (), ()),
+        ("create secret generic x -n dev", "create secret", "generic", ("x",), ()),
+        ("label deployment api team=a tier- -n dev", "label", "deployment", ("api",),
+         ("team=a", "tier-")),
+        ("annotate pod/web-0 a=b -n dev", "annotate", "pod", ("web-0",), ("a=b",)),
+        ("set env deployment/api A=1 B- -n dev", "set env", "deployment", ("api",), ("A=1", "B-")),
+        ("taint nodes n1 dedicated=db:NoSchedule", "taint", "node", ("n1",),
+         ("dedicated=db:NoSchedule",)),
+        ("taint node/n1 dedicated-", "taint", "node", ("n1",), ("dedicated-",)),
+        ("cordon n1 n2 n3", "cordon", "node", ("n1", "n2", "n3"), ()),
+        ("logs -l app=web -n dev", "logs", "pod", (), ()),
+        ("auth can-i --list -n dev", "auth can-i", "*", (), ()),
+        ("get all -n dev", "get", "all", (), ()),
+        ("explain deployment.spec --recursive", "explain", "deployment", (), ()),
+        ("config current-context", "config current-context", None, (), ()),
+        ("config get-contexts -o name", "config get-contexts", None, (), ()),
+        ("config view --raw", "config view", None, (), ()),
+        ("cluster-info", "cluster-info", None, (), ()),
+        ("cluster-info dump", "cluster-info dump", None, (), ()),
+        ("certificate approve csr-1", "certificate approve", "csr-1", (), ()),
+        ("wait deployment/api --for=condition=Available --timeout=5s -n dev", "wait",
+         "deployment", ("api",), ()),
+        ("rollout pause deployment/api -n dev", "rollout pause", "deployment", ("api",), ()),
+        ("run x --image=nginx:1.27 -n dev", "run", "pod", ("x",), ()),
+        ("expose deployment api --port=80 -n dev", "expose", "deployment", ("api",), ()),
+    ],
+)
+def test_parse_argv_reads_the_new_verbs(cmd: str, verb: str, kind: str | None,
+                                        names: tuple[str, ...], extra: tuple[str, ...]) -> None:
+    parsed = parse_argv(k(cmd))
+    got_kind = parsed.kind if parsed.known_verb or parsed.kind else parsed.resource
+    assert (parsed.verb, got_kind, parsed.names, parsed.extra) == (verb, kind, names, extra)
+
+
+def test_never_run_and_unknown_verbs_are_read_leniently_for_the_refusal() -> None:
+    for cmd in ("exec -it api-0 -n dev -- sh", "config use-context prod", "frobnicate x"):
+        assert parse_argv(k(cmd)).known_verb is False
+
+
+def test_create_with_a_positional_is_an_unknown_sub_command_not_files() -> None:
+    parsed = parse_argv(k("create secret generic x -n dev"))
+    assert (parsed.verb, parsed.known_verb) == ("create secret", False)
+
+
+def test_redacted_env_argv_hides_secret_looking_values_only() -> None:
+    from rag_k8s.kubectl_argv import redacted_env_argv
+
+    argv = k("set env deployment/api DB_PASSWORD=hunter2 LOG_LEVEL=debug API_TOKEN- -n dev")
+    assert redacted_env_argv(argv) == k(
+        "set env deployment/api DB_PASSWORD=[REDACTED] LOG_LEVEL=debug API_TOKEN- -n dev")
+    argv = k("create configmap x --from-literal=client_secret=abc --from-literal=mode=fast -n dev")
+    assert redacted_env_argv(argv) == k(
+        "create configmap x --from-literal=client_secret=[REDACTED] --from-literal=mode=fast -n dev")
+
+
+def test_the_audit_line_redacts_secret_looking_set_env_values(tmp_path: Path) -> None:
+    import json as _json
+
+    from rag_k8s import audit
+
+    log = tmp_path / "agent.log"
+    argv = k("set env deployment/api DB_PASSWORD=hunter2 LOG_LEVEL=debug -n dev")
+    result = {"operation_id": "op-1", "status": "planned",
+              "plan": {"argv": argv, "command": " ".join(argv), "card_id": "set-env-deployment",
+                       "risk_level": "medium", "planner": "template"},
+              "decision": {"allowed": True, "requires_confirmation": True, "reasons": [],
+                           "suggestion": None},
+              "execution": None}
+    audit.write_operation(log, result=result, request={
+        "intent": "set-env", "name": "api", "namespace": "dev",
+        "params": {"env": {"DB_PASSWORD": "hunter2", "LOG_LEVEL": "debug"}}})
+    text = log.read_text()
+    assert "hunter2" not in text
+    line = _json.loads(text.splitlines()[-1])
+    assert "DB_PASSWORD=[REDACTED]" in line["argv"] and "LOG_LEVEL=debug" in line["argv"]

@@ -51,6 +51,11 @@ FAKE_DIFF = ("diff -u -N /tmp/LIVE-1/v1.ConfigMap.dev.settings /tmp/MERGED-2/v1.
              "@@ -0,0 +1,3 @@\n+apiVersion: v1\n+kind: ConfigMap\n+  creationTimestamp: \"x\"\n")
 
 
+def changes(calls: list[list[str]]) -> list[list[str]]:
+    """The kubectl calls without undo's state capture (`get ... -o json` before a change)."""
+    return [c for c in calls if not (c[:1] == ["get"] and "--ignore-not-found" in c)]
+
+
 def write(tmp_path: Path, name: str, text: str) -> str:
     path = tmp_path / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -243,7 +248,7 @@ def test_apply_shows_the_diff_and_runs_only_with_its_digest(tmp_path: Path,
     second = k8s_exec({"argv": argv, "constraints": {"confirm": True, "previewDigest": digest}})
     assert second["status"] == "executed"
     assert second["plan"]["argv"] == argv
-    assert recording_kubectl.calls == [diff, diff, argv[1:]]  # the apply exactly as sent
+    assert changes(recording_kubectl.calls) == [diff, diff, argv[1:]]  # the apply exactly as sent
 
 
 def test_a_file_changed_after_the_preview_is_refused(tmp_path: Path,
@@ -279,7 +284,7 @@ def test_delete_f_is_high_risk_and_lists_what_goes(tmp_path: Path,
     assert recording_kubectl.calls == []
     digest = first["plan"]["preview"]["digest"]
     done = k8s_exec({"argv": argv, "constraints": {"confirm": True, "previewDigest": digest}})
-    assert done["status"] == "executed" and recording_kubectl.calls == [argv[1:]]
+    assert done["status"] == "executed" and changes(recording_kubectl.calls) == [argv[1:]]
 
 
 def test_a_diff_that_deletes_an_object_is_high_risk(tmp_path: Path,
@@ -374,7 +379,7 @@ def test_cli_prompt_shows_the_diff_and_confirms_exactly_it(tmp_path: Path,
     assert "+kind: ConfigMap" in result.stderr and "Run it?" in result.stderr
     assert f"ConfigMap/settings in namespace dev ({path})" in result.stderr
     diff = ["diff", f"--filename={path}"]
-    assert recording_kubectl.calls == [diff, diff, argv[1:]]
+    assert changes(recording_kubectl.calls) == [diff, diff, argv[1:]]
 
 
 def test_cli_yes_alone_does_not_confirm_a_manifest_change(tmp_path: Path,
@@ -392,4 +397,23 @@ def test_cli_yes_alone_does_not_confirm_a_manifest_change(tmp_path: Path,
     done = CliRunner().invoke(app, ["exec", "--yes", "--json", "--preview-digest", digest,
                                     "--", *argv])
     assert json.loads(done.stdout)["plan"]["argv"] == argv
-    assert recording_kubectl.calls[-1] == argv[1:]
+    assert changes(recording_kubectl.calls)[-1] == argv[1:]
+
+
+def test_an_argv_that_is_itself_a_server_dry_run_needs_no_preview(tmp_path: Path,
+                                                                  recording_kubectl: Any) -> None:
+    path = write(tmp_path, "cm.yaml", CONFIGMAP.format(ns="dev"))
+    argv = ["kubectl", "apply", "-f", path, "--dry-run=server"]
+    result = k8s_exec({"argv": argv, "constraints": {"confirm": True}})
+    assert result["status"] == "executed"
+    assert changes(recording_kubectl.calls) == [argv[1:]]
+
+
+def test_a_key_given_twice_is_refused_not_read_one_way(tmp_path: Path,
+                                                       recording_kubectl: Any) -> None:
+    path = write(tmp_path, "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                                      "  name: x\n  namespace: dev\n  namespace: kube-system\n")
+    result = k8s_exec({"argv": ["kubectl", "apply", "-f", path], "constraints": {"confirm": True}})
+    assert result["status"] == "denied"
+    assert f"{path}: line 6: duplicate key 'namespace'" in result["decision"]["reasons"][0]
+    assert recording_kubectl.calls == []

@@ -89,7 +89,7 @@ def test_each_tool_is_called_over_stdio(recording_kubectl: Any) -> None:
     assert invalid["decision"]["reasons"] == ["bogus: unknown field"]
     assert unconfirmed["status"] == "needs_confirmation"
     # Only the one confirmed-by-risk call ran kubectl.
-    assert recording_kubectl.calls == [["rollout", "restart", "deployment/api", "-n", "prod"]]
+    assert recording_kubectl.commands == [["rollout", "restart", "deployment/api", "-n", "prod"]]
 
 
 @pytest.mark.parametrize(

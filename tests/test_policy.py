@@ -12,6 +12,7 @@ from rag_k8s.cards import Card
 from rag_k8s.config import Settings
 from rag_k8s.errors import PolicyError
 from rag_k8s.policy import Decision, Policy, load_policy, validate
+from rag_k8s.vocab import INTENTS
 
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -48,8 +49,9 @@ def test_shipped_policy_holds_the_contract_defaults(org: Policy) -> None:
     assert org.max_replicas == 50
     assert org.secret_output_formats == {"name", "wide"}
     assert org.cluster_scoped == {
-        "node": {"get", "describe", "top", "cordon", "uncordon", "drain", "auth can-i"},
-        "namespace": {"get", "describe", "auth can-i"},
+        "node": {"get", "describe", "top", "cordon", "uncordon", "drain", "auth can-i", "label",
+                 "annotate", "taint"},
+        "namespace": {"get", "describe", "auth can-i", "create namespace"},
     }
     assert {"kubeconfig", "context", "cluster", "server", "token", "as", "as-group", "as-uid",
             "user", "username", "password", "insecure-skip-tls-verify", "certificate-authority",
@@ -87,9 +89,7 @@ def test_broken_policy_fixture_raises_policy_error_naming_file_line_and_problem(
     ("file", "text", "problem"),
     [
         ("namespaces.yaml", "version: 1\nnamespaces:\n  qa:\n    allow:\n      gett: [pod]\n",
-         "line 4: namespaces.qa.allow: 'gett' is not an intent (get, describe, logs, events, "
-         "diagnose, top, can-i, rollout-status, rollout-history, restart, scale, set-image, "
-         "rollback, autoscale, cordon, uncordon, drain, delete)"),
+         "line 4: namespaces.qa.allow: 'gett' is not an intent (" + ", ".join(INTENTS) + ")"),
         ("namespaces.yaml", "version: 1\nnamespaces:\n  qa:\n    allow:\n      get: [pods]\n",
          "line 4: namespaces.qa.allow: 'pods' is not a kind (deployment, pod, node, service, "
          "statefulset, daemonset, replicaset, job, cronjob, configmap, secret, namespace, event, "
@@ -106,9 +106,8 @@ def test_broken_policy_fixture_raises_policy_error_naming_file_line_and_problem(
         ("rbac-allowlist.yaml",
          "version: 1\nverbs:\n  exec: [pod]\ncluster_scoped: {}\nsecrets: {output_formats: []}\n"
          "forbidden_flags: []\nmax_replicas: 5\n",
-         "line 2: verbs: 'exec' is not a kubectl verb the agent knows (get, describe, logs, "
-         "events, top, auth can-i, rollout status, rollout history, rollout restart, rollout undo, "
-         "scale, set image, autoscale, cordon, uncordon, drain, delete)"),
+         "line 2: verbs: 'exec' is a verb rag-k8s never runs, whatever the policy says "
+         "(rag_k8s/verbs.py NEVER_RUN)"),
         ("rbac-allowlist.yaml",
          "version: 1\nverbs: {}\ncluster_scoped: {pod: [get]}\nsecrets: {output_formats: []}\n"
          "forbidden_flags: []\nmax_replicas: 5\n",
@@ -383,9 +382,11 @@ def test_replica_cap(org: Policy, cmd: str, decision: Decision) -> None:
         ("get clusterroles -n dev",
          refused("'clusterroles' is not a resource kind the org policy knows")),
         ("get -n dev", refused("kubectl get names no resource kind")),
-        ("rollout pause deployment/api -n dev",
-         refused("kubectl rollout pause is not on the RBAC allow-list", risk="high")),
-        ("version", refused("kubectl version is not on the RBAC allow-list", risk="high")),
+        ("rollout pause deployment/api -n prod",
+         refused("namespace 'prod' does not allow pause on deployment", risk="low")),
+        ("rollout pause statefulset/db -n dev",
+         refused("kubectl rollout pause on statefulset is not on the RBAC allow-list",
+                 risk="low")),
     ],
 )
 def test_anything_not_on_the_allow_lists_is_refused(
@@ -458,8 +459,9 @@ def _card_examples() -> list[tuple[str, list[str]]]:
     return out
 
 
-# The two cards whose commands the guardrails always refuse (CONTRACT §6.1, §6.2).
-REFUSED_CARDS = {"delete-pod", "delete-namespace"}
+# The cards whose commands the guardrails refuse by default (CONTRACT §6.1, §6.2; an unsafe
+# drain needs rbac-allowlist.yaml unsafe_drain: true).
+REFUSED_CARDS = {"delete-pod", "delete-namespace", "drain-node-force"}
 
 
 @pytest.mark.parametrize(("card_id", "argv"), _card_examples(),
@@ -469,3 +471,157 @@ def test_every_card_example_is_allowed_in_dev_unless_a_guardrail_forbids_it(
 ) -> None:
     decision = validate(argv, card=None, policy=org)
     assert decision.allowed is (card_id not in REFUSED_CARDS), decision.reasons
+
+
+# --- the intents of issue 12: exact decisions per namespace (CONTRACT §5's new paragraph) -------
+
+LOW = "is low risk: it runs only when confirmed (constraints.confirm)"
+
+
+def _confirm(intent: str, risk: str) -> Decision:
+    return confirm(f"{intent} is {risk} risk: {CONFIRM}", risk)
+
+
+NEW_INTENT_DECISIONS = [
+    # read-only: allowed in prod (and everywhere a namespace rule exists)
+    ("get deployment api -n prod -o yaml", allowed()),
+    ("get pod -n prod -o jsonpath={.items[*].metadata.name}", allowed()),
+    ("get all -n prod", allowed()),
+    ("get all -n kube-system",
+     refused("namespace 'kube-system' is not in the org policy: nothing may run there")),
+    ("get pod -n prod --show-labels --sort-by=.metadata.creationTimestamp", allowed()),
+    ("get pod -n prod --field-selector=status.phase!=Running", allowed()),
+    ("logs -l app=web -n prod --prefix --all-containers=true --timestamps=true", allowed()),
+    ("logs pod/web-0 -n prod --since-time=2026-12-02T10:00:00Z", allowed()),
+    ("top pod -n prod --containers=true --sort-by=memory", allowed()),
+    ("auth can-i --list -n prod", allowed()),
+    ("explain deployment.spec.strategy --recursive=true", allowed()),
+    ("api-resources --namespaced=true", allowed()),
+    ("api-versions", allowed()),
+    ("version", allowed()),
+    ("cluster-info", allowed()),
+    ("config current-context", allowed()),
+    ("config get-contexts -o name", allowed()),
+    ("wait deployment/api -n prod --for=condition=Available --timeout=15s", allowed()),
+    # changing, prod: refused
+    ("label deployment api team=a -n prod",
+     refused("namespace 'prod' does not allow label on deployment", risk="low")),
+    ("rollout pause deployment/api -n prod",
+     refused("namespace 'prod' does not allow pause on deployment", risk="low")),
+    ("set env deployment/api LOG_LEVEL=debug -n prod",
+     refused("namespace 'prod' does not allow set-env on deployment", risk="medium")),
+    ("patch service api -n prod --type=merge -p {\"spec\":{\"selector\":{\"v\":\"2\"}}}",
+     refused("namespace 'prod' does not allow patch on service", risk="medium")),
+    # staging: label, annotate, pause, resume, set-env, set-resources, patch selector/replicas
+    ("label deployment api team=a -n staging", allowed("low")),
+    ("label pod web-0 canary- -n staging", allowed("low")),
+    ("annotate service api example.com/owner=team-a -n staging", allowed("low")),
+    ("rollout pause deployment/api -n staging", allowed("low")),
+    ("rollout resume deployment/api -n staging", allowed("low")),
+    ("set env deployment/api LOG_LEVEL=debug TIMEOUT- -n staging", _confirm("set-env", "medium")),
+    ("set resources deployment/api -n staging --requests=cpu=250m,memory=256Mi",
+     _confirm("set-resources", "medium")),
+    ("patch service api -n staging --type=merge -p {\"spec\":{\"selector\":{\"version\":\"v2\"}}}",
+     _confirm("patch", "medium")),
+    ("patch deployment api -n staging -p {\"spec\":{\"replicas\":4}}",
+     _confirm("patch", "medium")),
+    ("patch pvc data -n staging -p {\"spec\":{\"resources\":{\"requests\":{\"storage\":\"20Gi\"}}}}",
+     refused("namespace 'staging' does not allow patch on pvc", risk="medium")),
+    ("create configmap flags --from-literal=a=b -n staging",
+     refused("namespace 'staging' does not allow create on configmap", risk="medium")),
+    ("expose deployment api --port=80 -n staging",
+     refused("namespace 'staging' does not allow expose on deployment", risk="medium")),
+    ("run echo --image=nginx:1.27 --restart=Never -n staging",
+     refused("namespace 'staging' does not allow run on pod", risk="medium")),
+    # dev: everything (but deleting the namespace)
+    ("create configmap flags --from-literal=a=b -n dev", _confirm("create", "medium")),
+    ("create deployment hello --image=nginx:1.27 -n dev", _confirm("create", "medium")),
+    ("create service nodeport web --tcp=80:8080 -n dev", _confirm("create", "medium")),
+    ("create job now --from=cronjob/nightly -n dev", _confirm("create", "medium")),
+    ("expose deployment api --port=80 -n dev --target-port=8080", _confirm("expose", "medium")),
+    ("run echo --image=nginx:1.27 --restart=Never -n dev", _confirm("run", "medium")),
+    ("run echo --image=busybox:1.36 --restart=Never -n dev -- sleep 3600",
+     _confirm("run", "medium")),
+    ("patch pvc data -n dev -p {\"spec\":{\"resources\":{\"requests\":{\"storage\":\"20Gi\"}}}}",
+     _confirm("patch", "medium")),
+    ("set image deployment/api *=nginx:1.27 -n dev", _confirm("set-image", "medium")),
+    ("scale deployment/api --current-replicas=2 --replicas=4 -n dev", _confirm("scale", "medium")),
+    # cluster-scoped
+    ("create namespace team-a", _confirm("create", "medium")),
+    ("label namespace dev team=a",
+     refused("kubectl label on namespace is not on the RBAC allow-list",
+             "kubectl label on namespace (cluster-scoped) is not allowed", risk="low")),
+    ("label node worker-1 disk=ssd", allowed("low")),
+    ("taint nodes worker-1 dedicated=db:NoSchedule", _confirm("taint", "medium")),
+    ("taint nodes worker-1 dedicated:NoSchedule-", _confirm("taint", "medium")),
+    ("cordon worker-1 worker-2 worker-3", _confirm("cordon", "medium")),
+    ("uncordon worker-1 worker-2", _confirm("uncordon", "medium")),
+    ("drain worker-1 --ignore-daemonsets --delete-emptydir-data=true --timeout=60s",
+     _confirm("drain", "high")),
+    ("drain worker-1 --ignore-daemonsets --pod-selector=app=batch --timeout=60s",
+     _confirm("drain", "high")),
+]
+
+
+@pytest.mark.parametrize(("cmd", "decision"), NEW_INTENT_DECISIONS,
+                         ids=[c for c, _ in NEW_INTENT_DECISIONS])
+def test_new_intents_follow_the_contract_defaults(org: Policy, cmd: str,
+                                                  decision: Decision) -> None:
+    assert validate(_split(cmd), card=None, policy=org) == decision
+
+
+def _split(cmd: str) -> list[str]:
+    import shlex
+
+    return ["kubectl", *shlex.split(cmd.replace('"', '\\"'))]
+
+
+def test_every_new_intent_has_a_decision_above() -> None:
+    from rag_k8s.vocab import CARDLESS_INTENTS
+
+    from rag_k8s.kubectl_argv import parse_argv
+    from rag_k8s.policy import intents_of
+
+    seen = {intents_of(parse_argv(_split(cmd)))[0] for cmd, _ in NEW_INTENT_DECISIONS}
+    first = {"get", "describe", "logs", "events", "diagnose", "top", "can-i", "rollout-status",
+             "rollout-history", "restart", "scale", "set-image", "rollback", "autoscale",
+             "cordon", "uncordon", "drain", "delete"}
+    assert set(INTENTS) - first - CARDLESS_INTENTS <= seen
+
+
+def test_unsafe_drain_is_refused_by_default_and_high_risk_when_the_org_allows_it(
+    org: Policy, tmp_path: Path
+) -> None:
+    argv = k("drain worker-4 --ignore-daemonsets --force=true --grace-period=0 --timeout=60s")
+    assert validate(argv, card=None, policy=org) == refused(
+        "drain with --force, --disable-eviction or --grace-period=0 is refused: the org policy "
+        "does not allow unsafe drains (rbac-allowlist.yaml unsafe_drain), as the node may run "
+        "prod pods", risk="high")
+    shutil.copytree(REPO / "org", tmp_path / "org")
+    rbac = tmp_path / "org" / "rbac-allowlist.yaml"
+    rbac.write_text(rbac.read_text().replace("unsafe_drain: false", "unsafe_drain: true"))
+    assert validate(argv, card=None, policy=load_policy(tmp_path / "org")) == _confirm(
+        "drain", "high")
+    # --force stays refused on delete whatever the knob says.
+    assert validate(k("delete job/x -n dev --force"), card=None,
+                    policy=load_policy(tmp_path / "org")).allowed is False
+
+
+def test_a_run_command_override_only_in_the_listed_namespaces(org: Policy) -> None:
+    decision = validate(k("run echo --image=busybox:1.36 --restart=Never -n staging -- sleep 1"),
+                        card=None, policy=org)
+    assert decision.allowed is False
+    assert "arguments after `--` are refused (a command override for kubectl run is allowed only "\
+           "in the namespaces of rbac-allowlist.yaml run_command_namespaces)" in decision.reasons
+
+
+def test_the_policy_file_may_not_list_a_never_run_verb_or_an_unknown_one(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "org", tmp_path / "org")
+    rbac = tmp_path / "org" / "rbac-allowlist.yaml"
+    text = rbac.read_text()
+    rbac.write_text(text.replace("  taint: [node]\n", "  taint: [node]\n  config view: []\n"))
+    with pytest.raises(PolicyError, match="'config view' is a verb rag-k8s never runs"):
+        load_policy(tmp_path / "org")
+    rbac.write_text(text.replace("  taint: [node]\n", "  taint: [node]\n  frobnicate: []\n"))
+    with pytest.raises(PolicyError, match="'frobnicate' is not a kubectl verb of the verb table"):
+        load_policy(tmp_path / "org")

@@ -206,7 +206,7 @@ def test_secret_manifests_and_kubeconfig_values_are_redacted(text: str, expected
         ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer [REDACTED]"),
         ("authorization=bearer 12345678", "authorization=bearer [REDACTED]"),
         ("curl -H 'Authorization: Bearer s3cr3tT0ken'",
-         "curl -H 'Authorization: Bearer [REDACTED]"),
+         "curl -H 'Authorization: Bearer [REDACTED]'"),
         (f"sent bearer {JWT} upstream", "sent bearer [REDACTED] upstream"),
         (f"id={JWT} ok", "id=[REDACTED] ok"),
         (f"token:      {JWT}", "token:      [REDACTED]"),
@@ -312,3 +312,113 @@ def test_multiline_yaml_flow_mapping_in_a_secret_is_redacted() -> None:
 def test_yaml_secret_with_a_json_style_data_block_is_still_redacted() -> None:
     text = 'kind: Secret\ndata: {\n  "foo": "YmFy"\n}\n'
     assert "YmFy" not in redact(text)
+
+
+# --- every form the security review planted (issue 11), one row each -------------------------
+
+PLANTED: list[tuple[str, str, str]] = [
+    # (id, text, the exact redacted text)
+    ("secret-kind-with-comment",
+     "apiVersion: v1\ndata:\n  password: aGVsbG8=\nkind: Secret # the db credentials\n",
+     "apiVersion: v1\ndata:\n  password: [REDACTED]\nkind: Secret # the db credentials\n"),
+    ("secret-kind-quoted-with-comment",
+     "kind: 'Secret'   # x\ndata:   # values\n  tls.key: a2V5\n",
+     "kind: 'Secret'   # x\ndata:   # values\n  tls.key: [REDACTED]\n"),
+    ("env-line-password", "DB_PASSWORD=hunter2\n", "DB_PASSWORD=[REDACTED]\n"),
+    ("env-line-glued-password", "PGPASSWORD=pg-secret-1", "PGPASSWORD=[REDACTED]"),
+    ("env-line-secret-key", "SECRET_KEY=django-insecure-x1", "SECRET_KEY=[REDACTED]"),
+    ("env-line-bare-secret", "SECRET=abc", "SECRET=[REDACTED]"),
+    ("env-line-api-token", "export API_TOKEN=t0k3n", "export API_TOKEN=[REDACTED]"),
+    ("env-line-pass", "MYSQL_PASS=m1 MYSQL_PWD=m2", "MYSQL_PASS=[REDACTED] MYSQL_PWD=[REDACTED]"),
+    ("env-list", "# deployments/api, container api\nDB_USER=app\nDB_PASSWORD=hunter2\n",
+     "# deployments/api, container api\nDB_USER=app\nDB_PASSWORD=[REDACTED]\n"),
+    ("env-entry-yaml", "env:\n- name: DB_PASSWORD\n  value: hunter2\n- name: LOG\n  value: x\n",
+     "env:\n- name: DB_PASSWORD\n  value: [REDACTED]\n- name: LOG\n  value: x\n"),
+    ("env-entry-yaml-value-first", "- value: hunter2\n  name: API_TOKEN\n",
+     "- value: [REDACTED]\n  name: API_TOKEN\n"),
+    ("env-entry-json", '[{"name":"DB_PASSWORD","value":"hunter2"},{"name":"A","value":"b"}]',
+     '[{"name":"DB_PASSWORD","value":"[REDACTED]"},{"name":"A","value":"b"}]'),
+    ("env-entry-json-spaced", '{"name": "REDIS_TOKEN", "value": "r3d"}',
+     '{"name": "REDIS_TOKEN", "value": "[REDACTED]"}'),
+    ("url-userinfo", "dial postgres://admin:s3cr3t@db.prod:5432/app failed",
+     "dial postgres://admin:[REDACTED]@db.prod:5432/app failed"),
+    ("url-password-only", "redis://:onlypass@cache:6379/0", "redis://:[REDACTED]@cache:6379/0"),
+    ("url-in-env", "DATABASE_URL=mysql://u:p4ss@h/db", "DATABASE_URL=mysql://u:[REDACTED]@h/db"),
+    ("quoted-double", 'password="hunter 2" user="bob"', 'password="[REDACTED]" user="bob"'),
+    ("quoted-single", "passwd='hunter 2'", "passwd='[REDACTED]'"),
+    ("flag-password", "kubectl login --password hunter2 --username bob",
+     "kubectl login --password [REDACTED] --username bob"),
+    ("flag-token", "kubectl get pods --token abc.def -n dev", "kubectl get pods --token [REDACTED] -n dev"),
+    ("flag-equals-token", "--token=abc", "--token=[REDACTED]"),
+    ("from-literal", "kubectl create secret generic db --from-literal=password=hunter2",
+     "kubectl create secret generic db --from-literal=password=[REDACTED]"),
+    ("curl-user", "curl -u admin:hunter2 https://x", "curl -u admin:[REDACTED] https://x"),
+    ("json-secret", '{"secret": "abc", "name": "x"}', '{"secret": "[REDACTED]", "name": "x"}'),
+    ("json-number-password", '{"password": 123456, "port": 5432}',
+     '{"password": "[REDACTED]", "port": 5432}'),
+    ("json-escaped-key", '{"\\u0070assword": "hunter2"}', '{"\\u0070assword": "[REDACTED]"}'),
+    ("json-escaped-key-token", '{"\\u0074oken":"abc"}', '{"\\u0074oken":"[REDACTED]"}'),
+    ("yaml-escaped-key", '"\\u0070assword": hunter2', '"\\u0070assword": [REDACTED]'),
+    ("authorization-basic", "Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic [REDACTED]"),
+    ("authorization-basic-json", '{"Authorization": "Basic dXNlcjpwYXNz"}',
+     '{"Authorization": "Basic [REDACTED]"}'),
+    ("proxy-authorization", "Proxy-Authorization: Digest abc123", "Proxy-Authorization: Digest [REDACTED]"),
+    ("basic-alone", "sent basic dXNlcjpwYXNz upstream", "sent basic [REDACTED] upstream"),
+    ("bearer-jwt", f"Authorization: Bearer {JWT}", "Authorization: Bearer [REDACTED]"),
+    ("jwt-alone", f"token is {JWT}.", "token is [REDACTED]."),
+    ("aws-key-id", "AKIAIOSFODNN7EXAMPLE", "[REDACTED]"),
+    ("aws-secret-spaced-equals", "aws_secret_access_key = wJalrXUtnFEMI",
+     "aws_secret_access_key = [REDACTED]"),
+    ("pem-private", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
+     "-----BEGIN PRIVATE KEY-----[REDACTED]"),
+    ("pem-certificate", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\nok",
+     "-----BEGIN CERTIFICATE-----[REDACTED]\nok"),
+    ("pem-cut-off", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1r",
+     "-----BEGIN OPENSSH PRIVATE KEY-----[REDACTED]"),
+    ("pem-base64", "ca: LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQ==", "ca: [REDACTED]"),
+    ("token-colon", "token: abc123", "token: [REDACTED]"),
+    ("password-equals", "password=hunter2", "password=[REDACTED]"),
+    ("github-token", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "[REDACTED]"),
+    ("slack-token", "xoxb-12345678901-abcdef", "[REDACTED]"),
+    ("private-key-json", '{"private_key": "MIIEv"}', '{"private_key": "[REDACTED]"}'),
+    ("camel-case-password", "adminPassword: letmein", "adminPassword: [REDACTED]"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [(t, e) for _, t, e in PLANTED if t != e],
+                         ids=[i for i, t, e in PLANTED if t != e])
+def test_every_planted_form_is_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    assert redact(expected) == expected  # idempotent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PWD=/home/app\n",
+        "spec:\n  automountServiceAccountToken: false\n  secretName: db\n",
+        '{"automountServiceAccountToken": true, "tokenExpirationSeconds": 3600}',
+        "env:\n- name: LOG_LEVEL\n  value: debug\n",
+        "kind: ConfigMap # not a secret\ndata:\n  mode: fast\n",
+        "see https://example.com:8443/path and http://host/x?y=1\n",
+        "--token-file /var/run/token is set\n",
+        "export PATH=/usr/bin\n",
+    ],
+    ids=["pwd-is-a-folder", "pod-spec-booleans", "json-booleans", "env-non-secret",
+         "configmap-with-comment", "urls-without-userinfo", "token-file-flag", "path-env"],
+)
+def test_look_alikes_that_hold_no_secret_are_kept(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_redact_data_hides_credential_keys_and_redacts_every_string() -> None:
+    from rag_k8s.redact import redact_data
+
+    value = {"query": "use password=hunter2", "params": {"api_key": "k-1", "replicas": 3,
+                                                         "token": None},
+             "list": ["Bearer abcdefgh12345", 7]}
+    assert redact_data(value) == {
+        "query": "use password=[REDACTED]",
+        "params": {"api_key": "[REDACTED]", "replicas": 3, "token": None},
+        "list": ["Bearer [REDACTED]", 7],
+    }

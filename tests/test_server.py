@@ -25,6 +25,7 @@ from rag_k8s.errors import ConfigError
 from rag_k8s.request import request_schema
 from rag_k8s.server import MAX_BODY_BYTES, check_bind, create_app, result_schema
 
+TOKEN = "s3cret-token-0123456789"
 RESTART_PROD = {"intent": "restart", "resource": "deployment", "namespace": "prod", "name": "api"}
 RESTART_ARGV = ["kubectl", "rollout", "restart", "deployment/api", "-n", "prod"]
 
@@ -38,9 +39,13 @@ def assert_result(body: dict[str, Any]) -> None:
     _result_validator().validate(body)
 
 
+# The Host allow-list answers 421 to TestClient's default "testserver": talk to loopback.
+LOCAL = "http://127.0.0.1"
+
+
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings.resolve())) as c:
+    with TestClient(create_app(Settings.resolve()), base_url=LOCAL) as c:
         yield c
 
 
@@ -80,7 +85,7 @@ def test_k8s_exec_runs_exactly_the_planned_argv(recording_kubectl: Any, client: 
     assert_result(body)
     assert body["status"] == "executed"
     assert body["execution"]["stdout"] == "deployment.apps/api restarted\n"
-    assert recording_kubectl.calls == [RESTART_ARGV[1:]]
+    assert recording_kubectl.commands == [RESTART_ARGV[1:]]
 
 
 @pytest.mark.parametrize(
@@ -218,14 +223,14 @@ def test_k8sgpt_prompt_alone_is_enough(client: TestClient) -> None:
     [
         ({}, 401),
         ({"Authorization": "Bearer wrong"}, 401),
-        ({"Authorization": "Basic s3cret"}, 401),
-        ({"Authorization": "Bearer s3cret"}, 200),
-        ({"Authorization": "bearer s3cret"}, 200),
+        ({"Authorization": f"Basic {TOKEN}"}, 401),
+        ({"Authorization": f"Bearer {TOKEN}"}, 200),
+        ({"Authorization": f"bearer {TOKEN}"}, 200),
     ],
     ids=["missing", "wrong", "not-bearer", "right", "scheme-case-insensitive"],
 )
 def test_token_is_required_on_every_route_when_set(headers: dict[str, str], status: int) -> None:
-    with TestClient(create_app(Settings.resolve().with_(api_token="s3cret"))) as c:
+    with TestClient(create_app(Settings.resolve().with_(api_token=TOKEN)), base_url=LOCAL) as c:
         assert c.get("/health", headers=headers).status_code == status
         r = c.post("/plan", json={"intent": "explode"}, headers=headers)
         assert r.status_code == (401 if status == 401 else 400)
@@ -235,10 +240,11 @@ def test_token_is_required_on_every_route_when_set(headers: dict[str, str], stat
 
 
 def test_token_from_environment_is_enforced(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RAG_K8S_API_TOKEN", "from-env")
-    with TestClient(create_app(Settings.resolve())) as c:
+    monkeypatch.setenv("RAG_K8S_API_TOKEN", "from-env-0123456789")
+    with TestClient(create_app(Settings.resolve()), base_url=LOCAL) as c:
         assert c.get("/health").status_code == 401
-        assert c.get("/health", headers={"Authorization": "Bearer from-env"}).status_code == 200
+        assert c.get("/health",
+                     headers={"Authorization": "Bearer from-env-0123456789"}).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -251,7 +257,7 @@ def test_token_from_environment_is_enforced(monkeypatch: pytest.MonkeyPatch) -> 
         ("0.0.0.0", None, True),
         ("192.168.1.5", None, True),
         ("example.com", None, True),
-        ("0.0.0.0", "tok", False),
+        ("0.0.0.0", "tok-0123456789abcdef", False),
     ],
 )
 def test_non_loopback_bind_needs_a_token(host: str, token: str | None, refused: bool) -> None:
@@ -342,7 +348,7 @@ def test_real_uvicorn_server_on_a_free_port(recording_kubectl: Any) -> None:
         r = httpx.post(f"{base}/k8s-exec", json=RESTART_PROD, timeout=60)
         assert r.status_code == 200
         assert r.json()["status"] == "executed"
-        assert recording_kubectl.calls == [RESTART_ARGV[1:]]
+        assert recording_kubectl.commands == [RESTART_ARGV[1:]]
         r = httpx.post(f"{base}/plan", content=b"x" * (MAX_BODY_BYTES + 1))
         assert r.status_code == 413
         r = httpx.post(f"{base}/plan", json=RESTART_PROD, timeout=60)
@@ -356,7 +362,7 @@ def test_real_uvicorn_server_on_a_free_port(recording_kubectl: Any) -> None:
         r = httpx.post(f"{base}/v1/completions", json=K8SGPT_REQUEST, timeout=60)
         assert r.status_code == 200
         assert set(r.json()) == {"model", "created_at", "response"}
-        assert recording_kubectl.calls == [RESTART_ARGV[1:]]  # nothing else ran kubectl
+        assert recording_kubectl.commands == [RESTART_ARGV[1:]]  # nothing else ran kubectl
 
 
 def test_real_server_with_a_token_answers_401_without_it(
@@ -397,13 +403,25 @@ def test_a_request_planning_finds_invalid_gets_400_naming_the_field(
 
 
 def test_k8sgpt_commands_name_the_pod_and_namespace_the_error_gives(client: TestClient) -> None:
-    r = client.post("/v1/completions", json=K8SGPT_REQUEST)
+    request = {**K8SGPT_REQUEST, "options": {"message": K8SGPT_REQUEST["options"]["message"]
+                                             .replace("_default(", "_prod(")}}
+    r = client.post("/v1/completions", json=request)
     text = r.json()["response"]
     listed = [line.split(". ", 1)[1].split("  # ")[0] for line in text.splitlines()
               if line[:2] in {f"{i}." for i in range(1, 5)}]
-    assert "kubectl logs pod/web-7d9f8b6c5-x2x9z -n default --previous" in listed or \
-        "kubectl describe pod/web-7d9f8b6c5-x2x9z -n default" in listed, listed
+    assert "kubectl logs pod/web-7d9f8b6c5-x2x9z -n prod --previous" in listed or \
+        "kubectl describe pod/web-7d9f8b6c5-x2x9z -n prod" in listed, listed
     assert not any("<name>" in c or "<namespace>" in c for c in listed), listed
+
+
+def test_k8sgpt_never_suggests_a_namespace_the_policy_does_not_allow(client: TestClient) -> None:
+    r = client.post("/v1/completions", json=K8SGPT_REQUEST)  # the pod is in `default`
+    text = r.json()["response"]
+    listed = [line.split(". ", 1)[1].split("  # ")[0] for line in text.splitlines()
+              if line[:2] in {f"{i}." for i in range(1, 5)}]
+    assert "kubectl logs pod/web-7d9f8b6c5-x2x9z -n <namespace> --previous" in listed or \
+        "kubectl describe pod/web-7d9f8b6c5-x2x9z -n <namespace>" in listed, listed
+    assert "-n default" not in text
 
 
 def test_openapi_says_created_at_is_a_date_time(client: TestClient) -> None:

@@ -40,7 +40,7 @@ def test_k8s_exec_runs_exactly_this_argv(recording_kubectl: Any, payload: dict[s
                                          status: str, calls: list[list[str]]) -> None:
     result = k8s_exec(payload)
     assert result["status"] == status, result["decision"]
-    assert recording_kubectl.calls == calls
+    assert recording_kubectl.commands == calls
     if calls:
         assert result["plan"]["argv"] == ["kubectl", *calls[0]]
 
@@ -73,7 +73,7 @@ def test_expected_argv_runs_only_the_confirmed_command(recording_kubectl: Any) -
     shown = plan(SCALE_WEB)["plan"]["argv"]
     result = k8s_exec(SCALE_WEB, expected_argv=shown)
     assert result["status"] == "executed"
-    assert recording_kubectl.calls == [shown[1:]]
+    assert recording_kubectl.commands == [shown[1:]]
 
 
 def test_a_plan_that_differs_from_the_confirmed_one_is_refused(recording_kubectl: Any) -> None:

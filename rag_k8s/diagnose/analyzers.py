@@ -185,7 +185,12 @@ class PodView:
 
 PodAnalyzer = Callable[[PodView], list[Finding]]
 POD_ANALYZERS: list[PodAnalyzer] = []
-pod_analyzer = POD_ANALYZERS.append
+
+
+def pod_analyzer(fn: PodAnalyzer) -> PodAnalyzer:
+    """Register an analyzer of one pod (used by the pod runbook and the workloads' pod lists)."""
+    POD_ANALYZERS.append(fn)
+    return fn
 
 
 def analyze_pod(view: PodView) -> list[Finding]:
@@ -353,6 +358,17 @@ def _top_memory(top: StepOutput | None, pod: str, container: str) -> str | None:
     return None
 
 
+_QUANTITY = re.compile(r"^([1-9][0-9]{0,5})(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+
+
+def _double_quantity(q: str) -> str | None:
+    """Twice a whole-number memory quantity (64Mi -> 128Mi); None for anything else."""
+    m = _QUANTITY.match(q)
+    if m is None or int(m.group(1)) * 2 > 999999:
+        return None
+    return f"{int(m.group(1)) * 2}{m.group(2) or ''}"
+
+
 @pod_analyzer
 def oom_killed(v: PodView) -> list[Finding]:
     out = []
@@ -386,9 +402,16 @@ def oom_killed(v: PodView) -> list[Finding]:
                    f"(exit code {term.get('exitCode')}, {cs.get('restartCount', 0)} restarts): "
                    + (f"its memory limit is {limit}" if limit else "it has no memory limit, "
                       "so the node ran out") + f"; {usage}")
-        out.append(Finding("error", "OOMKilled", summary, evidence, v.ref,
-                           _workload_suggestion(v.pod, "set-resources", "raise the memory "
-                                                "limit above the peak use"), priority=15))
+        suggest = None
+        doubled = _double_quantity(str(limit)) if limit is not None else None
+        base = _workload_suggestion(v.pod, "set-resources", "")
+        if base is not None and doubled is not None:
+            suggest = replace(base, params=(("limits", f"memory={doubled}"),
+                                            ("container", str(cs.get("name")))),
+                              why=f"raise the memory limit ({limit} now; twice that shown, "
+                                  "set it above the measured peak)")
+        out.append(Finding("error", "OOMKilled", summary, evidence, v.ref, suggest,
+                           priority=15))
     return out
 
 
@@ -522,13 +545,33 @@ def pod_runbook(g: Gathered) -> list[Finding]:
     if not isinstance(pod, dict):
         return []
     view = PodView(pod, "pod", events=tuple(g.events()), logs=g.text("logs"),
-                   previous=g.text("previous-logs"), top=g.steps.get("top"))
+                   previous=_prefixed(g.steps.get("previous-logs"), pod),
+                   top=g.steps.get("top"))
     found = _drop_explained(analyze_pod(view))
     owner = g.json("owner")
     if isinstance(owner, dict) and owner.get("kind") == "Deployment":
         found += _symptoms(deployment_state(owner, "owner"),
                           caused=any(f.severity == "error" for f in found))
     return found
+
+
+def _prefixed(step: StepOutput | None, pod: dict[str, Any]) -> str | None:
+    """A logs step's text with kubectl's `[pod/NAME/CONTAINER] ` prefix on every line: a step
+    run without `--prefix` read one container (`-c`, else the default or only one)."""
+    if step is None or not step.ok:
+        return None
+    if "--prefix" in step.command.split():
+        return step.stdout
+    words = step.command.split()
+    container = words[words.index("-c") + 1] if "-c" in words[:-1] else None
+    meta = pod.get("metadata") or {}
+    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    container = (container or (meta.get("annotations") or {}).get(
+        "kubectl.kubernetes.io/default-container") or (names[0] if len(names) == 1 else None))
+    if container is None:
+        return None
+    head = f"[pod/{meta.get('name')}/{container}] "
+    return "".join(head + line + "\n" for line in step.stdout.splitlines())
 
 
 def _symptoms(findings: list[Finding], caused: bool) -> list[Finding]:

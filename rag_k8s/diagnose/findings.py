@@ -26,6 +26,7 @@ class Suggestion:
     resource: str
     name: str
     why: str
+    params: tuple[tuple[str, Any], ...] = ()  # request params, from structured fields only
 
 
 @dataclass(frozen=True)

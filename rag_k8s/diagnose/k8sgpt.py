@@ -48,9 +48,10 @@ def target_of(text: str) -> dict[str, Any] | None:
     return None
 
 
-def explain_from_cluster(text: str, settings: Settings) -> str | None:
-    """The answer from the analyzers, or None when the text names nothing the cluster answers
-    for (the caller then answers from the cards)."""
+def explain_from_cluster(text: str, settings: Settings) -> tuple[str, list[str]] | None:
+    """The answer from the analyzers and the kubectl commands rag-k8s itself put in it (for the
+    answer hygiene), or None when the text names nothing the cluster answers for (the caller
+    then answers from the cards)."""
     from ..tool import execute_request
 
     target = target_of(text)
@@ -63,7 +64,9 @@ def explain_from_cluster(text: str, settings: Settings) -> str | None:
     short = " ".join(text.split())
     short = short if len(short) <= 300 else short[:297] + "..."
     where = "/".join(x for x in (target.get("namespace"), target["name"]) if x)
+    listed = [result["plan"]["command"]] + [
+        f["action"]["command"] for f in result["findings"] if f.get("action")]
     return (f"Error: {short}\n\nrag-k8s diagnosed {target['resource']} {where} on the cluster "
             "(read-only runbook, deterministic analyzers):\n\n" + render_diagnosis(result)
             + "\n(composed by the rag-k8s analyzers from kubectl output; "
-            f"operation {result['operation_id']})")
+            f"operation {result['operation_id']})", listed)

@@ -85,9 +85,10 @@ def _output_hash(res: ExecResult) -> str:
     return hashlib.sha256((res.stdout + res.stderr).encode()).hexdigest()
 
 
-# Steps that do not depend on each other run at the same time, at most this many at once: a
-# pod runbook is 6 kubectl starts after the first, and each mostly waits on the API server.
-MAX_PARALLEL_STEPS = 4
+# Steps that do not depend on each other run at the same time (the plan's own command
+# included); a step with `after` starts as soon as that step is done. A pod runbook is 7 kubectl
+# starts that mostly wait on the API server.
+MAX_PARALLEL_STEPS = 6
 
 
 def _blank(step: Step) -> dict[str, Any]:
@@ -138,32 +139,37 @@ def run_runbook(card: Card, plan_: Plan, request: Request, *, settings: Settings
                 rules: Policy) -> RunbookOutcome:
     """Run every step of `card` (the first is `plan_.argv`, already judged), then analyze.
 
-    The first step runs alone; then each wave of steps whose `after` step is done runs at once
-    (MAX_PARALLEL_STEPS threads). The records keep the card's order.
+    Independent steps run at once on MAX_PARALLEL_STEPS threads, a dependent step when its
+    `after` step is done; the records keep the card's order. Every step is a read, so a failed
+    first step (the object does not exist) costs a few failed reads, not a change.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
     assert card.steps is not None
     started = time.monotonic()
     gathered = Gathered(card.resource, plan_.slots.get("namespace"), str(plan_.slots.get("name")))
     records: dict[str, dict[str, Any]] = {}
     head = card.steps[0]
-    rec, out = _run_step(head, list(plan_.argv), card, plan_, request, gathered, settings, rules)
-    records[head.id], gathered.steps[head.id] = rec, out
-    first = out
-    pending = list(card.steps[1:])
-    if first.exit_code != 0:
-        for step in pending:
-            records[step.id] = {**_blank(step), "skipped": "the first step failed"}
-        pending = []
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL_STEPS) as pool:
-        while pending:
-            wave = [s for s in pending if s.after is None or s.after in gathered.steps]
-            pending = [s for s in pending if s not in wave]
-            runs = list(pool.map(lambda s: _run_step(s, None, card, plan_, request, gathered,
-                                                     settings, rules), wave))
-            for step, (rec, out) in zip(wave, runs):
-                records[step.id], gathered.steps[step.id] = rec, out
+        running: dict[Future[tuple[dict[str, Any], StepOutput]], Step] = {}
+
+        def start(step: Step, argv: list[str] | None = None) -> None:
+            running[pool.submit(_run_step, step, argv, card, plan_, request, gathered,
+                                settings, rules)] = step
+
+        start(head, list(plan_.argv))
+        for step in card.steps[1:]:
+            if step.after is None:
+                start(step)
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                step = running.pop(fut)
+                records[step.id], gathered.steps[step.id] = fut.result()
+                for later in card.steps[1:]:
+                    if later.after == step.id:
+                        start(later)
+    first = gathered.steps[head.id]
     ordered = [records[s.id] for s in card.steps]
     findings = analyze(gathered) if first.exit_code == 0 else []
     json_steps = {s.id for s in card.steps if s.output == "json"}
@@ -192,16 +198,18 @@ def plan_actions(findings: list[Finding], namespace: str | None, *,
 
     cfg = settings.with_(planner="template")  # the suggestion is a structured request
     out = []
-    cache: dict[tuple[str, str, str], dict[str, Any] | None] = {}
+    cache: dict[tuple[str, str, str, str], dict[str, Any] | None] = {}
     for f in findings:
         s = f.suggest
         if s is None:
             out.append(f)
             continue
-        key = (s.intent, s.resource, s.name)
+        key = (s.intent, s.resource, s.name, repr(s.params))
         if key not in cache:
             payload: dict[str, Any] = {"intent": s.intent, "resource": s.resource,
                                        "name": s.name}
+            if s.params:
+                payload["params"] = dict(s.params)
             if namespace and s.resource != "node":
                 payload["namespace"] = namespace
             try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..vocab import RESOURCE_ALIASES
+from .lexicon import INSERT_BEFORE, NEW_INTENT_PATTERNS
 
 # A Kubernetes name as it appears in text; the boundaries let a sentence's final "." go.
 _NAME = r"[a-z0-9](?:[-a-z0-9.]*[a-z0-9])?"
@@ -59,7 +60,7 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"\brollout\s+history\b", r"\brevision\s+history\b", r"\bhistory\s+of\s+(?:the\s+)?rollouts?\b",
         r"\b(?:list|show|see|what\s+are)\s+(?:me\s+)?(?:the\s+|all\s+)?(?:past\s+|previous\s+|old\s+)?"
         r"(?:revisions|rollouts)\b",
-        r"\b(?:past|previous)\s+(?:revisions|rollouts)\b", r"\bdeploy(?:ment)?\s+history\b",
+        r"\b(?:past|previous)\s+(?:revisions|rollouts)\b", r"\b(?P<keep>deploy(?:ment)?)\s+history\b",
         r"\brevisions\b",
     )),
     ("rollout-status", (
@@ -86,7 +87,7 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"\b(?:out|down|offline)\s+for\s+maintenance\b", r"\bprepare\b.{1,80}?\bfor\s+maintenance\b",
     )),
     ("autoscale", (
-        r"\bauto-?\s?scal\w*\b",
+        r"\bauto-?\s?scal(?:e|es|ed|ing)\b",  # not "autoscalers": that names the hpa kind
         r"\b(?:create|add|set\s+up|configure)\s+(?:an?\s+)?(?:hpa|horizontal\s+pod\s+autoscaler)\b",
         r"\bbetween\s+\d+\s+and\s+\d+\s+(?:replicas|pods|instances|copies)\b",
     )),
@@ -99,7 +100,6 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("scale", (
         r"\bscale\b", r"\bscale\s+(?:up|down|out|in)\b", r"\bresize\b",
-        r"(?<![\w.-])(?=\d+\s+(?:replicas|instances|copies)\b)",  # zero-width: the number is read later
         r"\b(?:set|change|bump|increase|decrease|reduce)\s+(?:the\s+)?(?:replicas|replica\s+count)\b",
     )),
     ("restart", (
@@ -134,9 +134,28 @@ INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("get", (
         r"\bget\b", r"\blist\b", r"\bshow\b", r"\bdisplay\b", r"\bwhat\s+(?:are|is)\s+running\b",
-        r"\bwhich\b", r"\bwhat\b", r"\benumerate\b", r"\bfind\b",
+        r"\bwhich\b", r"\bwhat\b", r"\benumerate\b", r"\bfind\b", r"\bfetch\b", r"\bretrieve\b",
+        r"\bgive\s+me\b", r"\bprint\b",
+    )),
+    # A count of replicas with no action word asks to scale; any action word said wins over it
+    # ("restart api if it has 3 replicas" is a restart, with a condition no card honours).
+    ("scale", (
+        r"(?<![\w.-])(?=\d+\s+(?:replicas|instances|copies)\b)",  # zero-width: the number is read later
     )),
 )
+
+
+def _with_new_intents(old: tuple[tuple[str, tuple[str, ...]], ...]
+                      ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The old intents' phrasings with lexicon.NEW_INTENT_PATTERNS merged in at their priority."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for intent, patterns in old:
+        out += [n for n in NEW_INTENT_PATTERNS if INSERT_BEFORE[n[0]] == intent and n not in out]
+        out.append((intent, patterns))
+    return tuple(out)
+
+
+INTENT_PATTERNS = _with_new_intents(INTENT_PATTERNS)
 _INTENT_RES = tuple((i, tuple(re.compile(p, re.I) for p in ps)) for i, ps in INTENT_PATTERNS)
 
 # Bare aliases too common as English words to be read as kinds ("no", "ev", "ing").
@@ -185,7 +204,7 @@ diagnose troubleshoot debug check see view find tell take make create add allowe
 exist exists existing available deployed defined configured look looks like mark put bring go
 let lets give want need help whole entire right-now currently
 able permission permissions access rights happened wrong between target schedulable
-unschedulable scheduling keep keeps going going-on sure quickly safely safe right
+unschedulable scheduling keep keeps going going-on sure quickly safely safe right off onto
 """.split())
 
 
@@ -202,6 +221,15 @@ class Extraction:
     params: dict[str, Any] = field(default_factory=dict)
     # Every kind the text names, in order ("the notifications service deployment" names two).
     kinds: tuple[str, ...] = ()
+    # The text read, and the spans of it no stage took: what the faithfulness check accounts for.
+    text: str = field(default="", compare=False)
+    unread: tuple[tuple[int, int], ...] = field(default=(), compare=False)
+    # True when no action word was read and `intent` is the reading a bare kind implies ("get").
+    intent_implied: bool = False
+
+    def unread_text(self) -> list[tuple[int, str]]:
+        """The parts of the text no stage read, with their offsets."""
+        return [(a, self.text[a:b]) for a, b in self.unread]
 
     def slots(self) -> dict[str, Any]:
         """The extracted values keyed by slot name (the request's own field names)."""
@@ -240,6 +268,18 @@ class _Scanner:
     def first(self, pattern: re.Pattern[str] | str) -> re.Match[str] | None:
         return next(self.matches(pattern), None)
 
+    def unread(self) -> tuple[tuple[int, int], ...]:
+        """The maximal spans not taken."""
+        spans: list[tuple[int, int]] = []
+        start = None
+        for i, t in enumerate([*self.taken, True]):
+            if not t and start is None:
+                start = i
+            elif t and start is not None:
+                spans.append((start, i))
+                start = None
+        return tuple(spans)
+
     def tokens(self) -> list[tuple[int, int, str]]:
         """Name-shaped words with their spans (taken ones included; callers check)."""
         return [(m.start(1), m.end(1), m.group(1).lower()) for m in _TOKEN_RE.finditer(self.text)]
@@ -274,16 +314,36 @@ def is_candidate_name(word: str) -> bool:
 
 
 
-def extract(text: str) -> Extraction:
-    """Read intent, resource, namespace, name and params from free text."""
-    s = _Scanner(text)
-    params: dict[str, Any] = {}
+@dataclass
+class _Reading:
+    """What the stages of `extract` have read so far, over one scanner."""
+
+    s: _Scanner
+    params: dict[str, Any] = field(default_factory=dict)
     namespace: str | None = None
     name: str | None = None
     resource: str | None = None
-    explicit = False
+    explicit: bool = False
+    intent: str | None = None
+    implied: bool = False
+    bare_ns_form: bool = False
+    tokens: list[tuple[int, int, str]] = field(default_factory=list)
+    named_kinds: tuple[str, ...] = ()
 
-    # 1. kubectl-style flags, the least ambiguous spelling.
+
+def extract(text: str) -> Extraction:
+    """Read intent, resource, namespace, name and params from free text, stage by stage: each
+    stage reads what it can and marks it taken, so a later, looser stage never reads it again."""
+    r = _Reading(_Scanner(text))
+    for stage in _STAGES:
+        stage(r)
+    return Extraction(intent=r.intent, resource=r.resource, resource_explicit=r.explicit,
+                      namespace=r.namespace, name=r.name, params=r.params, kinds=r.named_kinds,
+                      text=text, unread=r.s.unread(), intent_implied=r.implied)
+
+
+def _read_flags(r: _Reading) -> None:
+    """kubectl-style flags, the least ambiguous spelling."""
     for rx, key, conv in (
         (_flag(r"(?:-n|--namespace)", _NAME), "namespace", str.lower),
         (re.compile(r"\b(?:namespace|ns)=(" + _NAME + r")" + _E, re.I), "namespace",
@@ -299,50 +359,103 @@ def extract(text: str) -> Extraction:
         (_flag(r"--max", r"\d+"), "max", int),
         (_flag(r"--cpu-percent", r"\d+"), "cpu_percent", int),
     ):
-        m = s.first(rx)
+        m = r.s.first(rx)
         if m:
             value: Any = conv(m.group(1))
             if key == "namespace":
-                namespace = value
+                r.namespace = value
             else:
-                params[key] = value
-            s.take(*m.span())
-    m = s.first(r"(?<![\w-])(?:--previous|-p)(?![\w-])")
+                r.params[key] = value
+            r.s.take(*m.span())
+    m = r.s.first(r"(?<![\w-])(?:--previous|-p)(?![\w-])")
     if m:
-        params["previous"] = True
-        s.take(*m.span())
+        r.params["previous"] = True
+        r.s.take(*m.span())
 
-    # 2. kind/name ("deploy/api", "pod/web-1").
-    m = s.first(_KIND_SLASH_RE)
+
+def _read_kind_slash(r: _Reading) -> None:
+    """kind/name ("deploy/api", "pod/web-1")."""
+    m = r.s.first(_KIND_SLASH_RE)
     if m:
-        resource, name, explicit = _SLASH_ALIASES[m.group(1).lower()], m.group(2).lower(), True
-        s.take(*m.span())
+        r.resource, r.name, r.explicit = _SLASH_ALIASES[m.group(1).lower()], m.group(2).lower(), True
+        r.s.take(*m.span())
 
-    # 3. The intent, by priority; a can-i verb is read with it.
-    intent: str | None = None
+
+def _read_intent(r: _Reading) -> None:
+    """The intent, by priority; a can-i verb is read with it."""
+    r.intent = None
     for candidate, patterns in _INTENT_RES:
         for rx in patterns:
-            m = s.first(rx)
+            m = r.s.first(rx)
             if m is None:
                 continue
-            intent = candidate
-            s.take(*m.span())
+            r.intent = candidate
+            r.s.take(*m.span())
             if "keep" in rx.groupindex and m.group("keep"):
-                s.untake(*m.span("keep"))
+                r.s.untake(*m.span("keep"))
             if "verb" in rx.groupindex:
-                params["verb"] = _CAN_I_VERBS[re.sub(r"\s+", " ", m.group("verb").lower())]
+                r.params["verb"] = _CAN_I_VERBS[re.sub(r"\s+", " ", m.group("verb").lower())]
             break
-        if intent:
+        if r.intent:
             break
 
-    # 4. Numbers with their words, most specific first.
-    m = s.first(r"\bbetween\s+" + _NUM + r"\s+and\s+" + _NUM + r"(?:\s+(?:replicas|pods|instances|copies))?\b")
-    if m is None and intent == "autoscale":
-        m = s.first(r"\bfrom\s+" + _NUM + r"\s+to\s+" + _NUM + r"(?:\s+(?:replicas|pods|instances|copies))?\b")
+
+def _read_pairs(r: _Reading) -> None:
+    """The key=value pairs and `key-` removals of label, annotate, set-env and taint, read before
+    the looser value readers could take them for a selector or an image."""
+    kv = r"([A-Za-z0-9][\w./-]*)=([\w./:@-]*)"
+    if r.intent in ("label", "annotate"):
+        slot = "labels" if r.intent == "label" else "annotations"
+        # The removal words may be the intent's own span ("remove the label"): read the key after
+        # them from the whole text, and take only the key.
+        remove = re.compile(r"\b(?:remove|delete|drop|strip|unset|take)\s+(?:the\s+)?(?:label|annotation)s?"
+                            r"\s+([A-Za-z0-9][\w./-]*)(?![\w=/-])|(?<![\w-])([A-Za-z0-9][\w./]*)-(?![\w-])")
+        for m in remove.finditer(r.s.text):
+            g = 1 if m.group(1) else 2
+            key = m.group(g)
+            if key.lower() in STOPWORDS or not r.s.free(*m.span(g)):
+                continue
+            r.params.setdefault("remove_" + slot, []).append(key)
+            r.s.take(*m.span(g))
+        if "remove_" + slot not in r.params:
+            for m in r.s.matches(_B + kv + _E):
+                r.params.setdefault(slot, {})[m.group(1)] = m.group(2)
+                r.s.take(*m.span())
+    elif r.intent == "set-env":
+        remove = re.compile(r"\b(?:remove|delete|drop|unset)\s+(?:the\s+)?(?:env(?:ironment)?[\s-]*"
+                            r"var(?:iable)?s?\s+)?([A-Z_][A-Z0-9_]*)\b|(?<![\w-])([A-Z_][A-Z0-9_]*)-(?![\w-])")
+        for m in remove.finditer(r.s.text):
+            g = 1 if m.group(1) else 2
+            if r.s.free(*m.span(g)):
+                r.params.setdefault("remove_env", []).append(m.group(g))
+                r.s.take(*m.span(g))
+        if "remove_env" not in r.params:
+            for m in r.s.matches(_B + r"([A-Za-z_][A-Za-z0-9_]*)=(\S*?)" + r"(?=[\s,]|$)"):
+                r.params.setdefault("env", {})[m.group(1)] = m.group(2)
+                r.s.take(*m.span())
+    elif r.intent == "taint":
+        taint = r"([A-Za-z0-9][\w./-]*(?:=[\w.-]*)?:(?:NoSchedule|PreferNoSchedule|NoExecute))"
+        m = r.s.first(_B + taint + r"-(?![\w-])") or (
+            r.s.first(_B + taint + _E) if r.s.first(r"\b(?:remove|delete|drop|take|untaint)\b") else None)
+        if m:
+            r.params["remove_taint"] = m.group(1)
+            r.s.take(*m.span())
+        else:
+            m = r.s.first(_B + taint + _E)
+            if m:
+                r.params["taint"] = m.group(1)
+                r.s.take(*m.span())
+
+
+def _read_numbers(r: _Reading) -> None:
+    """Numbers with their words, most specific first."""
+    m = r.s.first(r"\bbetween\s+" + _NUM + r"\s+and\s+" + _NUM + r"(?:\s+(?:replicas|pods|instances|copies))?\b")
+    if m is None and r.intent == "autoscale":
+        m = r.s.first(r"\bfrom\s+" + _NUM + r"\s+to\s+" + _NUM + r"(?:\s+(?:replicas|pods|instances|copies))?\b")
     if m:
-        params.setdefault("min", _number(m.group(1)))
-        params.setdefault("max", _number(m.group(2)))
-        s.take(*m.span())
+        r.params.setdefault("min", _number(m.group(1)))
+        r.params.setdefault("max", _number(m.group(2)))
+        r.s.take(*m.span())
     for key, rx in (
         ("min", r"\b(?:min(?:imum)?|at\s+least)\s+(?:of\s+)?" + _NUM + r"(?:\s+(?:replicas|pods))?\b"),
         ("max", r"\b(?:max(?:imum)?|at\s+most|up\s+to)\s+(?:of\s+)?" + _NUM + r"(?:\s+(?:replicas|pods))?\b"),
@@ -350,162 +463,187 @@ def extract(text: str) -> Extraction:
         ("cpu_percent", r"\bcpu\s+(?:utili[sz]ation\s+|usage\s+|target\s+)?(?:at\s+|of\s+|=\s*)?(\d+)\s*(?:%|percent)"),
         ("cpu_percent", r"\btarget(?:ing)?\s+(\d+)\s*(?:%|percent)"),
     ):
-        if key in params or (key in ("min", "max") and intent != "autoscale"):
+        if key in r.params or (key in ("min", "max") and r.intent != "autoscale"):
             continue
-        m = s.first(rx)
+        m = r.s.first(rx)
         if m:
-            params[key] = _number(m.group(1))
-            s.take(*m.span())
-    m = s.first(r"\b(?:to\s+)?(?:revision|rev)\s*#?\s*(\d+)\b")
-    if m and "to_revision" not in params:
-        params["to_revision"] = int(m.group(1))
-        s.take(*m.span())
-    m = s.first(r"\b(?:last|latest|final|first)?\s*(\d+)\s+(?:log\s+)?lines?\b") or s.first(
+            r.params[key] = _number(m.group(1))
+            r.s.take(*m.span())
+    m = r.s.first(r"\b(?:to\s+)?(?:revision|rev)\s*#?\s*(\d+)\b")
+    if m and "to_revision" not in r.params:
+        r.params["to_revision"] = int(m.group(1))
+        r.s.take(*m.span())
+    m = r.s.first(r"\b(?:last|latest|final|first)?\s*(\d+)\s+(?:log\s+)?lines?\b") or r.s.first(
         r"\btail\s+(?:of\s+)?(\d+)\b")
-    if m and "tail" not in params:
-        params["tail"] = int(m.group(1))
-        s.take(*m.span())
+    if m and "tail" not in r.params:
+        r.params["tail"] = int(m.group(1))
+        r.s.take(*m.span())
     for rx in (
         r"\b(?:in\s+the\s+|for\s+the\s+|over\s+the\s+|during\s+the\s+)?(?:last|past|previous)\s+"
         r"(\d+|an?|one|the)?\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\b",
         r"\bsince\s+(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\b",
         r"\b(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\s+ago\b",
     ):
-        m = s.first(rx)
-        if m and "since" not in params:
+        m = r.s.first(rx)
+        if m and "since" not in r.params:
             since = _duration(m.group(1) or "1", m.group(2))
             if since:
-                params["since"] = since
-                s.take(*m.span())
+                r.params["since"] = since
+                r.s.take(*m.span())
             break
 
-    # 5. Image ("container=image" or a tagged reference), container, selector, output.
-    m = s.first(_B + r"(" + _NAME + r")=(" + _IMAGE_RE.pattern + r")" + _E)
+
+def _read_values(r: _Reading) -> None:
+    """Image ("container=image" or a tagged reference), container, selector, output."""
+    m = r.s.first(_B + r"(" + _NAME + r")=(" + _IMAGE_RE.pattern + r")" + _E)
     if m and (":" in m.group(2) or "@" in m.group(2)):
-        params.setdefault("container", m.group(1).lower())
-        params["image"] = m.group(2)
-        s.take(*m.span())
+        r.params.setdefault("container", m.group(1).lower())
+        r.params["image"] = m.group(2)
+        r.s.take(*m.span())
     else:
-        for m in s.matches(_B + r"(" + _IMAGE_RE.pattern + r")" + _E):
+        for m in r.s.matches(_B + r"(" + _IMAGE_RE.pattern + r")" + _E):
             ref = m.group(1)
             # A tag or digest tells an image from a plain name.
             if re.search(r":[A-Za-z0-9_][A-Za-z0-9_.-]*$|@sha256:", ref) and not ref.isdigit():
-                params["image"] = ref
-                s.take(*m.span())
+                r.params["image"] = ref
+                r.s.take(*m.span())
                 break
-    if "container" not in params:
-        m = s.first(r"\bcontainer\s+(?:named\s+|called\s+)?(" + _NAME + r")" + _E)
+    if "container" not in r.params:
+        m = r.s.first(r"\bcontainer\s+(?:named\s+|called\s+)?(" + _NAME + r")" + _E)
         if m and is_candidate_name(m.group(1).lower()):
-            params["container"] = m.group(1).lower()
-            s.take(*m.span())
+            r.params["container"] = m.group(1).lower()
+            r.s.take(*m.span())
         else:
-            m = s.first(_B + r"(" + _NAME + r")\s+container\b")
+            m = r.s.first(_B + r"(" + _NAME + r")\s+container\b")
             if m and is_candidate_name(m.group(1).lower()):
-                params["container"] = m.group(1).lower()
-                s.take(*m.span())
-    m = s.first(r"\b(?:previous|prior|last\s+terminated|crashed|dead)\s+(?:container|instance|run|logs?)\b"
+                r.params["container"] = m.group(1).lower()
+                r.s.take(*m.span())
+    m = r.s.first(r"\b(?:previous|prior|last\s+terminated|crashed|dead)\s+(?:container|instance|run|logs?)\b"
                 r"|\bbefore\s+(?:it|the\s+\w+)\s+(?:crashed|restarted|died)\b")
-    if m and "previous" not in params:
-        params["previous"] = True
-        s.take(*m.span())
-    if "selector" not in params:
-        m = s.first(r"\b(?:with|having|matching|labell?ed|labels?|selector)\s+(?:the\s+)?"
+    if m and "previous" not in r.params:
+        r.params["previous"] = True
+        r.s.take(*m.span())
+    if "selector" not in r.params:
+        m = r.s.first(r"\b(?:with|having|matching|labell?ed|labels?|selector)\s+(?:the\s+)?"
                     r"(?:labels?\s+|selector\s+)?(" + _SELECTOR + r")" + _E)
         if m and "=" in m.group(1):
-            params["selector"] = m.group(1)
-            s.take(*m.span())
+            r.params["selector"] = m.group(1)
+            r.s.take(*m.span())
         else:
-            m = s.first(_B + r"([a-z0-9.-]*[a-z0-9]/?[A-Za-z0-9_.-]*!?==?[A-Za-z0-9_.-]+"
+            m = r.s.first(_B + r"((?![.-])[a-z0-9.-]*[a-z0-9]/?[A-Za-z0-9_.-]*!?==?[A-Za-z0-9_.-]+"
                         r"(?:,[A-Za-z0-9_./-]+!?==?[A-Za-z0-9_.-]+)*)" + _E)
             if m:
-                params["selector"] = m.group(1)
-                s.take(*m.span())
-    if "output" not in params:
+                r.params["selector"] = m.group(1)
+                r.s.take(*m.span())
+    if "output" not in r.params:
         for rx in (r"\b(?:as|in)\s+(yaml|json)\b", r"\b(yaml|json|wide)\s+(?:output|format)\b",
                    r"\boutput\s+(?:as\s+|in\s+)?(yaml|json|wide|name)\b", r"\b(wide)\b",
                    r"\b(?:just|only)\s+(?:the\s+)?(name)s\b"):
-            m = s.first(rx)
+            m = r.s.first(rx)
             if m:
-                params["output"] = m.group(1).lower()
-                s.take(*m.span())
+                r.params["output"] = m.group(1).lower()
+                r.s.take(*m.span())
                 break
 
-    # 6. Replicas, once the autoscale bounds and revisions are out of the way.
-    if "replicas" not in params:
-        m = s.first(r"\b" + _NUM + r"\s+(?:replicas?|instances?|copies|pods?)\b")
-        if m is None and intent == "scale":
-            m = s.first(r"\b(?:to|down\s+to|up\s+to|=)\s*" + _NUM + r"\b") or s.first(
-                r"\breplicas\s+(?:to\s+|=\s*|of\s+)?" + _NUM + r"\b")
-            if m is None and s.first(r"\bscale\s+(?:it\s+)?down\s+(?:completely|fully)\b|\bto\s+nothing\b"):
-                params["replicas"] = 0
-        if m:
-            params["replicas"] = _number(m.group(1))
-            s.take(*m.span())
 
-    # 7. Namespace, from the most to the least explicit phrasing.
-    bare_ns_form = False
-    if namespace is None:
+def _read_replicas(r: _Reading) -> None:
+    """Replicas, once the autoscale bounds and revisions are out of the way."""
+    if "replicas" not in r.params:
+        m = r.s.first(r"\b" + _NUM + r"\s+(?:replicas?|instances?|copies|pods?)\b")
+        if m is None and r.intent == "scale":
+            m = r.s.first(r"\b(?:to|down\s+to|up\s+to|=)\s*" + _NUM + r"\b") or r.s.first(
+                r"\breplicas\s+(?:to\s+|=\s*|of\s+)?" + _NUM + r"\b")
+            if m is None and r.s.first(r"\bscale\s+(?:it\s+)?down\s+(?:completely|fully)\b|\bto\s+nothing\b"):
+                r.params["replicas"] = 0
+        if m:
+            r.params["replicas"] = _number(m.group(1))
+            r.s.take(*m.span())
+
+
+def _read_namespace(r: _Reading) -> None:
+    """Namespace, from the most to the least explicit phrasing."""
+    r.bare_ns_form = False
+    if r.namespace is None:
         for rx, bare in (
             (r"\b(?:in|from|within|inside|across|for|of|on)\s+(?:the\s+)?(?:namespace|ns)\s*[:=]?\s*(" + _NAME + r")" + _E, False),
             (r"\b(?:in|from|within|inside|across|for|of|on)\s+(?:the\s+)?(" + _NAME + r")\s+(?:namespace|ns)\b", False),
             (r"\b(?:namespace|ns)\s*[:=]\s*(" + _NAME + r")" + _E, False),
             (_B + r"(" + _NAME + r")\s+namespace\b", True),
             (r"\bnamespace\s+(" + _NAME + r")" + _E, True),
-            (r"\b(?:in|from|within|inside)\s+(" + _NAME + r")" + _E, False),
+            # "in X" before "from X": "logs from api-0 in prod" reads from a pod, in a namespace.
+            (r"\b(?:in|within|inside)\s+(" + _NAME + r")" + _E, False),
+            (r"\bfrom\s+(" + _NAME + r")" + _E, False),
         ):
-            for m in s.matches(rx):
+            for m in r.s.matches(rx):
                 word = m.group(1).lower()
                 if is_candidate_name(word):
-                    namespace, bare_ns_form = word, bare
-                    s.take(*m.span())
+                    r.namespace, r.bare_ns_form = word, bare
+                    r.s.take(*m.span())
                     break
-            if namespace:
+            if r.namespace:
                 break
 
-    # 8. Resource words, and the name beside them.
-    tokens = s.tokens()
-    kinds = [m for m in s.matches(_KIND_RE)]
-    named_kinds = tuple(dict.fromkeys(_KIND_WORDS[_norm(k.group(1))] for k in kinds))
-    if resource is None and kinds:
+
+def _read_kinds_and_name(r: _Reading) -> None:
+    """Resource words, and the name beside them."""
+    r.tokens = r.s.tokens()
+    kinds = [m for m in r.s.matches(_KIND_RE)]
+    r.named_kinds = tuple(dict.fromkeys(_KIND_WORDS[_norm(k.group(1))] for k in kinds))
+    if r.resource is None and kinds:
         chosen = kinds[0]
-        if intent == "events":
+        if r.intent == "events":
             others = [k for k in kinds if _KIND_WORDS[_norm(k.group(1))] != "event"]
             chosen = others[0] if others else kinds[0]
-        resource, explicit = _KIND_WORDS[_norm(chosen.group(1))], True
+        r.resource, r.explicit = _KIND_WORDS[_norm(chosen.group(1))], True
         for k in kinds:
-            s.take(*k.span())
-        if name is None:
-            name = _name_beside(s, tokens, chosen)
-    if name is None:
-        m = s.first(r"\b(?:named|called)\s+(" + _NAME + r")" + _E)
+            r.s.take(*k.span())
+        if r.name is None:
+            r.name = _name_beside(r.s, r.tokens, chosen)
+    if r.name is None:
+        m = r.s.first(r"\b(?:named|called)\s+(" + _NAME + r")" + _E)
         if m and is_candidate_name(m.group(1).lower()):
-            name = m.group(1).lower()
-            s.take(*m.span())
+            r.name = m.group(1).lower()
+            r.s.take(*m.span())
 
     # "delete the foo namespace": the namespace is the object, not the scope.
-    if bare_ns_form and resource is None and intent in ("delete", "describe", "get"):
-        resource, name, namespace, explicit = "namespace", namespace, None, True
-    if resource == "namespace" and intent in ("delete", "describe") and name is None and namespace:
-        name, namespace = namespace, None
+    if r.bare_ns_form and r.resource is None and r.intent in ("delete", "describe", "get"):
+        r.resource, r.name, r.namespace, r.explicit = "namespace", r.namespace, None, True
+    if (r.resource == "namespace" and r.intent in ("delete", "describe") and r.name is None
+            and r.namespace):
+        r.name, r.namespace = r.namespace, None
 
-    # 9. A name with no kind word: the first free name-shaped word after the intent.
-    if name is None and intent not in (None, "get", "top", "events", "can-i"):
-        for start, end, word in tokens:
-            if s.free(start, end) and is_candidate_name(word):
-                name = word
-                s.take(start, end)
+
+def _read_bare_name(r: _Reading) -> None:
+    """A name with no kind word: the first free name-shaped word after the intent."""
+    if r.name is None and r.intent not in (None, "get", "top", "events", "can-i"):
+        for start, end, word in r.tokens:
+            if r.s.free(start, end) and is_candidate_name(word):
+                r.name = word
+                r.s.take(start, end)
                 break
 
-    if resource is None and name is not None and _looks_like_pod(name):
-        resource, explicit = "pod", True
-    if resource is None and intent in ("drain", "cordon", "uncordon"):
-        resource, explicit = "node", True
-    if resource is None and intent == "events":
-        resource, explicit = "event", True
-    if intent == "can-i":
-        explicit = True  # the one can-i card covers every kind
-    return Extraction(intent=intent, resource=resource, resource_explicit=explicit,
-                      namespace=namespace, name=name, params=params, kinds=named_kinds)
+
+def _settle_kind(r: _Reading) -> None:
+    """The kind the name or the intent implies when no word names one; a bare kind asks for the list."""
+    if r.resource is None and r.name is not None and (
+            _looks_like_pod(r.name) or r.intent == "logs" and re.fullmatch(r"[a-z0-9-]+-\d+", r.name)):
+        # A Deployment's pod name, or for logs a StatefulSet's ("api-0"): `kubectl logs NAME`
+        # reads a pod.
+        r.resource, r.explicit = "pod", True
+    if r.intent is None and r.resource is not None and r.explicit and r.name is None and not (
+            set(r.params) - {"output", "selector"}):
+        # Words that name a kind, no object and no action ("pods in staging") ask for the list.
+        r.intent, r.implied = "get", True
+    if r.resource is None and r.intent in ("drain", "cordon", "uncordon"):
+        r.resource, r.explicit = "node", True
+    if r.resource is None and r.intent == "events":
+        r.resource, r.explicit = "event", True
+    if r.intent == "can-i":
+        r.explicit = True  # the one can-i card covers every kind
+
+
+_STAGES = (_read_flags, _read_kind_slash, _read_intent, _read_pairs, _read_numbers, _read_values,
+           _read_replicas, _read_namespace, _read_kinds_and_name, _read_bare_name, _settle_kind)
 
 
 def _norm(word: str) -> str:

@@ -23,6 +23,7 @@ from ..config import Settings
 from ..errors import InvalidRequest, ModelNotFound, NoMatch, PlannerError
 from ..request import Request
 from ..retrieve import Hit
+from .extract import Extraction
 from .constrained import Generation, PromptKV, generate
 from .runtime import has_metal, prepare_for_cpu, use_fast_blas
 from .schema import NONE_CARD, PlanChoice, plan_schema, request_values, schema_cards
@@ -226,6 +227,7 @@ def plan_with_mlx_traced(
     budgets: tuple[int, ...] = (MAX_TOKENS, MAX_TOKENS),
     temperature: float = TEMPERATURE,
     seed: int = SEED,
+    extraction: Extraction | None = None,
 ) -> tuple[Plan, PlanTrace]:
     """`plan_with_mlx`, also returning the trace. Each entry of `budgets` is one attempt's
     max_tokens; a failed attempt is retried once (the next budget, the next seed)."""
@@ -233,7 +235,7 @@ def plan_with_mlx_traced(
 
     t0 = time.perf_counter()
     path = resolve_model(settings)
-    schema = plan_schema(request, hits, corpus)
+    schema = plan_schema(request, hits, corpus, extraction)
     cards = schema_cards(schema, corpus)  # the prompt shows exactly what the grammar allows
     model, tokenizer = load_model(path)
     snippets = {h.card_id: h.snippet for h in hits}
@@ -268,10 +270,11 @@ def plan_with_mlx_traced(
     )
 
 
-def plan_with_mlx(request: Request, hits: list[Hit], corpus: Corpus, settings: Settings) -> Plan:
+def plan_with_mlx(request: Request, hits: list[Hit], corpus: Corpus, settings: Settings, *,
+                  extraction: Extraction | None = None) -> Plan:
     """Plan with the local MLX model: a card from `hits` and its slots, constrained to valid JSON.
 
     Raises ModelNotFound when the model cannot be loaded here, and PlannerError when two
     attempts (the first and one retry) give no plan that renders.
     """
-    return plan_with_mlx_traced(request, hits, corpus, settings)[0]
+    return plan_with_mlx_traced(request, hits, corpus, settings, extraction=extraction)[0]

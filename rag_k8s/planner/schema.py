@@ -21,7 +21,7 @@ from ..cards import Card, Corpus, Placeholder, request_field
 from ..errors import InvalidRequest, NoMatch, PlannerError
 from ..request import Request
 from ..retrieve import MIN_FREE_TEXT_SCORE, Hit
-from .extract import NUMBER, NUMBER_WORDS, extract, is_candidate_name
+from .extract import NUMBER, NUMBER_WORDS, Extraction, extract, is_candidate_name
 
 RATIONALE_MAX = 60  # a clause, not an essay: on a CPU each sampled character costs time
 NONE_CARD = "no-card-fits"  # the model's way to say that no candidate card fits
@@ -48,6 +48,7 @@ def request_values(request: Request) -> dict[str, Any]:
                           ("resource", request.resource)) if v is not None
     }
     values.update(request.params)
+    values["timeout"] = request.timeout  # constraints.timeout: the bound of kubectl wait/drain
     return values
 
 
@@ -162,8 +163,9 @@ def card_rejects(card: Card, given: dict[str, Any]) -> str | None:
         if spec is None:
             if slot == "resource" and card.resource != "*":
                 continue  # the card's own kind, checked by card_matches
-            if slot == "namespace":
-                continue  # a cluster-scoped card: the namespace does not apply (as in template)
+            if slot in ("namespace", "timeout"):
+                continue  # a cluster-scoped card: the namespace does not apply (as in template);
+                # the request's timeout fills only the cards that take one
             return slot
         try:
             spec.check(slot, value)
@@ -237,7 +239,8 @@ def candidate_cards(hits: list[Hit], corpus: Corpus) -> list[Card]:
     return cards
 
 
-def plan_schema(request: Request, hits: list[Hit], corpus: Corpus) -> dict[str, Any]:
+def plan_schema(request: Request, hits: list[Hit], corpus: Corpus,
+                extraction: Extraction | None = None) -> dict[str, Any]:
     """The JSON Schema for this request: one `anyOf` branch per fitting candidate card, and for
     free text without an intent the `none` branch.
 
@@ -249,7 +252,7 @@ def plan_schema(request: Request, hits: list[Hit], corpus: Corpus) -> dict[str, 
     """
     given = request_values(request)
     text = request.query or ""
-    ex = extract(text) if text else None
+    ex = extraction if extraction is not None else (extract(text) if text else None)
     extracted = {k: v for k, v in ex.slots().items() if k not in given} if ex else {}
     offered = ", ".join(h.card_id for h in hits) or "none"
     candidates = candidate_cards(hits, corpus)

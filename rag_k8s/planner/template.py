@@ -28,12 +28,16 @@ DEFAULT_KIND: dict[str, str] = {
     "restart": "deployment", "rollback": "deployment", "set-image": "deployment",
     "rollout-status": "deployment", "rollout-history": "deployment", "scale": "deployment",
     "autoscale": "deployment", "logs": "deployment", "diagnose": "deployment", "get": "pod",
-    "describe": "pod", "top": "pod",
+    "describe": "pod", "top": "pod", "set-env": "deployment", "set-resources": "deployment",
+    "pause": "deployment", "resume": "deployment", "expose": "deployment",
 }
 # Kinds these intents act on, whatever the text says (so nothing is guessed).
-ONLY_KIND: dict[str, str] = {"drain": "node", "cordon": "node", "uncordon": "node"}
+ONLY_KIND: dict[str, str] = {"drain": "node", "cordon": "node", "uncordon": "node",
+                             "taint": "node", "run": "pod"}
 
 RetrieveFn = Callable[..., list[Any]]
+# How much closer than the plain `{intent}-{kind}` card a variant card must be to be chosen.
+VARIANT_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -58,11 +62,16 @@ def _default_retrieve(settings: Settings) -> RetrieveFn:
 
 
 def resolve(
-    request: Request, *, corpus: Corpus, settings: Settings, retrieve_fn: RetrieveFn | None = None
+    request: Request, *, corpus: Corpus, settings: Settings, retrieve_fn: RetrieveFn | None = None,
+    extraction: Extraction | None = None,
 ) -> Resolution:
-    """Choose the card and gather its slots; raises NoMatch or InvalidRequest (a slot is missing)."""
+    """Choose the card and gather its slots; raises NoMatch or InvalidRequest (a slot is missing).
+
+    `extraction` is the text's one reading (make_plan extracts once); read here when not given.
+    """
     retrieve_fn = retrieve_fn or _default_retrieve(settings)
-    ex = extract(request.query) if request.query else Extraction()
+    ex = extraction if extraction is not None else (
+        extract(request.query) if request.query else Extraction())
     structured = request.intent is not None
 
     if structured:
@@ -85,6 +94,8 @@ def resolve(
                                                ("namespace", request.namespace)) if v is not None}
     given.update(request.params)
     slots.update(given)
+    # Commands that wait (kubectl wait, drain --timeout) never outlast the request's own timeout.
+    slots["timeout"] = request.timeout
 
     if intent in ONLY_KIND:
         resource, explicit = ONLY_KIND[intent], True
@@ -93,6 +104,9 @@ def resolve(
     if intent == "delete" and resource is None:
         raise InvalidRequest("resource", "which kind of resource should be deleted? "
                                          "name it, e.g. 'delete pod web-1 in dev'")
+    if intent == "explain" and "field" not in slots and resource is not None:
+        slots["field"] = resource  # `explain deployment`: the kind is the path
+        explicit = True
     if intent == "can-i":
         explicit = True  # one card serves every kind; its `resource` slot says which
         if resource is not None:
@@ -123,6 +137,27 @@ def resolve(
     # Prefer cards that take every value the request gives (a `tail` points at the logs cards).
     fitting = [c for c in candidates if set(given) <= set(c.placeholders) | {"namespace", "name"}]
     candidates = fitting or candidates
+    if not structured:
+        # Free text: the cards that can honour every value the words give (faithful.py refuses a
+        # plan that drops one), so "can I delete jobs" is never the card without a verb slot.
+        read = set(ex.params) - {"resource"}
+        honouring = [c for c in candidates if read <= set(c.placeholders)]
+        candidates = honouring or candidates
+        # A flag the words ask for that a card carries fixed ("drain node-3 --force" is
+        # drain-node-force); without such words, the cards that add no flag of their own win.
+        from .faithful import honoured_flags
+
+        wanted = honoured_flags(ex)
+        # Only a card that can then plan (its required slots filled): else the plain card's plan
+        # is refused by name ("cannot honour "prefix"") rather than a question about a selector.
+        carrying = [c for c in candidates if all(f in c.command_template for f in wanted)
+                    and set(c.required_slots) <= set(slots)]
+        if wanted and carrying:
+            candidates = carrying
+    # Of those, prefer cards whose required slots all have values (`top pods` is not the
+    # --sort-by card): a card that would have to ask is kept only when no other card can answer.
+    complete = [c for c in candidates if set(c.required_slots) <= set(slots)]
+    candidates = complete or candidates
     determined = explicit or len({c.resource for c in candidates}) == 1 and not guessed
 
     if len(candidates) == 1:
@@ -134,6 +169,17 @@ def resolve(
     elif request.query:
         card, sources = _rank(request.query, intent, kind, candidates, retrieve_fn)
         how = f"retrieval ranked {card.id} first of {len(candidates)} {intent} cards"
+        plain = {c.id: c for c in candidates}.get(f"{intent}-{kind}")
+        if not structured and plain is not None and card is not plain:
+            # A variant card (fixed extra flags: images, labels, a manifest) only when retrieval
+            # prefers it clearly or the words give a value only it takes; else the plain card, so
+            # "list every pod" never gains columns nobody asked for.
+            scores = {s_["card_id"]: s_["score"] for s_ in sources}
+            own = set(ex.params) & (set(card.placeholders) - set(plain.placeholders))
+            if not own and scores.get(card.id, 0.0) < scores.get(plain.id, 0.0) + VARIANT_MARGIN:
+                card = plain
+                how = f"the plain {intent} card for {card.resource} (retrieval's first, " \
+                      f"{sources[0]['card_id']}, was not clearly asked for)"
     else:
         card = _canonical(intent, kind, candidates)
         sources = [{"card_id": card.id, "score": 1.0}]
@@ -194,12 +240,21 @@ def _pick_by_retrieval(request: Request, ex: Extraction, resource: str | None, c
     if not hits or hits[0].score < MIN_FREE_TEXT_SCORE:
         raise NoMatch("no command card fits this request; say what to do and to what, "
                       "e.g. 'restart the api deployment in prod'")
-    return corpus.get(hits[0].card_id), [{"card_id": h.card_id, "score": h.score} for h in hits]
+    # Of the close cards, the first that can honour every value the words give and has all its
+    # required slots ("last 50 lines of pod worker-2" is logs-pod, not the selector card).
+    have = set(ex.slots()) | {k for k, v in (("name", request.name),
+                                             ("namespace", request.namespace)) if v}
+    close = [corpus.get(h.card_id) for h in hits if h.score >= MIN_FREE_TEXT_SCORE]
+    able = [c for c in close if set(ex.params) <= set(c.placeholders)
+            and set(c.required_slots) <= have | set(request.params)]
+    card = able[0] if able else corpus.get(hits[0].card_id)
+    return card, [{"card_id": h.card_id, "score": h.score} for h in hits]
 
 
 def _validate_values(res: Resolution) -> None:
     """Values read from text pass the same schema as structured ones (names, images, ranges)."""
-    from_text = {k: v for k, v in res.slots.items() if k not in res.structured_fields}
+    from_text = {k: v for k, v in res.slots.items()
+                 if k not in res.structured_fields and k != "timeout"}
     payload: dict[str, Any] = {"query": "validate"}
     params = {k: v for k, v in from_text.items() if k not in ("name", "namespace", "resource")}
     for key in ("name", "namespace"):
@@ -219,9 +274,11 @@ def render(res: Resolution) -> list[str]:
 def plan_with_template(
     request: Request, *, corpus: Corpus, settings: Settings,
     retrieve_fn: RetrieveFn | None = None, resolution: Resolution | None = None,
+    extraction: Extraction | None = None,
 ) -> Plan:
     """Plan without a model: raises NoMatch, or InvalidRequest naming what to add."""
-    res = resolution or resolve(request, corpus=corpus, settings=settings, retrieve_fn=retrieve_fn)
+    res = resolution or resolve(request, corpus=corpus, settings=settings, retrieve_fn=retrieve_fn,
+                                extraction=extraction)
     argv = render(res)
     return Plan(
         card_id=res.card.id, argv=argv, risk_level=res.card.risk_level, planner="template",

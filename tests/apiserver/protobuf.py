@@ -66,6 +66,21 @@ HPA_V1: Schema = {
     2: ("spec", {1: ("scaleTargetRef", CROSS_VERSION_REF), 2: ("minReplicas", "int"),
                  3: ("maxReplicas", "int"), 4: ("targetCPUUtilizationPercentage", "int")}),
 }
+# `kubectl create deployment NAME --image=...` (k8s.io/api apps/v1 and core/v1 generated.proto).
+CONTAINER_PORT: Schema = {1: ("name", "string"), 2: ("hostPort", "int"),
+                          3: ("containerPort", "int"), 4: ("protocol", "string")}
+CONTAINER: Schema = {1: ("name", "string"), 2: ("image", "string"),
+                     3: ("command", ("list", "string")), 4: ("args", ("list", "string")),
+                     6: ("ports", ("list", CONTAINER_PORT)),
+                     14: ("imagePullPolicy", "string")}
+POD_TEMPLATE: Schema = {1: ("metadata", OBJECT_META),
+                        2: ("spec", {2: ("containers", ("list", CONTAINER)),
+                                     3: ("restartPolicy", "string")})}
+DEPLOYMENT: Schema = {
+    1: ("metadata", OBJECT_META),
+    2: ("spec", {1: ("replicas", "int"), 2: ("selector", {1: ("matchLabels", ("map", "string"))}),
+                 3: ("template", POD_TEMPLATE), 7: ("paused", "bool")}),
+}
 
 # (group, version, plural or subresource) -> schema of the body kubectl sends.
 SCHEMAS: dict[tuple[str, str, str], Schema] = {
@@ -74,6 +89,8 @@ SCHEMAS: dict[tuple[str, str, str], Schema] = {
     ("policy", "v1", "eviction"): EVICTION,
     ("autoscaling", "v2", "horizontalpodautoscalers"): HPA_V2,
     ("autoscaling", "v1", "horizontalpodautoscalers"): HPA_V1,
+    ("apps", "v1", "deployments"): DEPLOYMENT,
+    ("", "v1", "configmaps"): {1: ("metadata", OBJECT_META), 2: ("data", ("map", "string"))},
 }
 
 

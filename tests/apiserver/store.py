@@ -614,10 +614,17 @@ class Store:
         name = f"{owner['metadata']['name']}-{h}"
         ns = owner["metadata"]["namespace"]
         cr_res = self._res("apps", "controllerrevisions")
-        if ("apps", "controllerrevisions", ns, name) in self.objects:
-            return
         owned = self._children("apps", "controllerrevisions", owner)
         rev = max((int(c.get("revision", 0)) for c in owned), default=0) + 1
+        existing = self.objects.get(("apps", "controllerrevisions", ns, name))
+        if existing is not None:
+            # As the real controller history does: a template that comes back (a rollback)
+            # makes its old revision the newest one again.
+            if int(existing.get("revision", 0)) != rev - 1:
+                bumped = copy.deepcopy(existing)
+                bumped["revision"] = rev
+                self._write(cr_res, bumped, "MODIFIED")
+            return
         cr = {"metadata": {"name": name, "namespace": ns,
                            "labels": dict(owner["spec"].get("selector", {}).get("matchLabels")
                                           or {}),

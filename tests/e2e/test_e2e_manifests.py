@@ -174,3 +174,34 @@ def test_a_secret_manifest_diff_never_shows_its_data(e2e: E2E, tmp_path: Path) -
     diff = result["plan"]["preview"]["diff"]
     assert "v1.Secret.dev.db-password" in diff
     assert "hunter2" not in diff and "aHVudGVyMi" not in diff  # neither plain nor base64
+
+
+def test_the_argv_door_runs_the_real_kubectl_exactly_as_sent(e2e: E2E) -> None:
+    argv = ["kubectl", "get", "deployment", "api", "-n", "prod", "-o", "name"]
+    result = k8s_exec({"argv": argv})
+    assert (result["status"], result["plan"]["argv"]) == ("executed", argv)
+    assert result["execution"]["stdout"] == "deployment.apps/api\n"
+    scaled = k8s_exec({"argv": ["kubectl", "scale", "deployment/api", "--replicas=2", "-n",
+                                "staging"], "constraints": {"dryRun": True}})
+    assert scaled["status"] == "executed"
+    assert scaled["execution"]["stdout"] == "deployment.apps/api scaled (server dry run)\n"
+
+
+def test_create_f_then_delete_f_with_their_previews(e2e: E2E, tmp_path: Path) -> None:
+    path = _write(tmp_path, "cm.yaml", CONFIGMAP.format(name="once", ns="dev", mode="x"))
+    create = ["kubectl", "create", "-f", path]
+    first = k8s_exec({"argv": create, "constraints": {"confirm": True}})
+    assert first["status"] == "needs_confirmation" and "+  mode: x" in first["plan"]["preview"]["diff"]
+    made = k8s_exec({"argv": create, "constraints": {
+        "confirm": True, "previewDigest": first["plan"]["preview"]["digest"]}})
+    assert (made["status"], made["execution"]["stdout"]) == ("executed", "configmap/once created\n")
+
+    delete = ["kubectl", "delete", "-f", path]
+    asked = k8s_exec({"argv": delete, "constraints": {"confirm": True}})
+    assert (asked["status"], asked["plan"]["risk_level"]) == ("needs_confirmation", "high")
+    assert asked["plan"]["preview"]["objects"] == [f"ConfigMap/once in namespace dev ({path})"]
+    gone = k8s_exec({"argv": delete, "constraints": {
+        "confirm": True, "previewDigest": asked["plan"]["preview"]["digest"]}})
+    assert (gone["status"], gone["execution"]["stdout"]) == ("executed",
+                                                            'configmap "once" deleted from dev namespace\n')
+    assert e2e.kubectl("get", "configmap", "once", "-n", "dev").exit_code != 0
