@@ -193,7 +193,7 @@ def _ranked(loaded: LoadedIndex, qvec: np.ndarray, bonus: dict[int, float], k: i
 
 # Words that name an intent outright. `get` and `top` are left out: they are everyday words.
 _INTENT_PHRASES: dict[str, tuple[str, ...]] = {
-    "describe": ("describe", "details", "in detail"), "logs": ("logs", "log"),
+    "describe": ("describe", "description", "details", "in detail"), "logs": ("logs", "log"),
     "events": ("events",), "diagnose": ("diagnose", "troubleshoot"),
     "can-i": ("can i", "am i allowed", "am i permitted", "do i have permission"),
     "rollout-status": ("rollout status",),
@@ -238,6 +238,7 @@ def _phrase_key(text: str) -> tuple[str, ...]:
 class _Lexicon:
     phrases: dict[tuple[str, ...], frozenset[int]]  # keyword or intent phrase -> card positions
     kinds: dict[str, frozenset[int]]  # canonical kind -> card positions
+    permission: tuple[tuple[str, ...], ...] = ()  # the can-i intent's phrases, stemmed
 
 
 _LEXICONS: dict[int, tuple[Corpus, _Lexicon]] = {}
@@ -256,11 +257,17 @@ def _lexicon(corpus: Corpus) -> _Lexicon:
                 phrases.setdefault(key, set()).add(pos)
         kinds.setdefault(card.resource, set()).add(pos)
     lex = _Lexicon({k: frozenset(v) for k, v in phrases.items()},
-                   {k: frozenset(v) for k, v in kinds.items()})
+                   {k: frozenset(v) for k, v in kinds.items()},
+                   tuple(_phrase_key(p) for p in _INTENT_PHRASES["can-i"]))
     if len(_LEXICONS) > 16:
         _LEXICONS.clear()
     _LEXICONS[id(corpus)] = (corpus, lex)
     return lex
+
+
+def _contains(stems: list[str], key: tuple[str, ...]) -> bool:
+    n = len(key)
+    return any(tuple(stems[i:i + n]) == key for i in range(len(stems) - n + 1))
 
 
 def _lexical_bonus(corpus: Corpus, text: str) -> dict[int, float]:
@@ -281,6 +288,13 @@ def _lexical_bonus(corpus: Corpus, text: str) -> dict[int, float]:
             matched |= lex.phrases.get(tuple(stems[i:i + n]), frozenset())
     for pos in matched:
         bonus[pos] = KEYWORD_BONUS
+    # A permission question ("am I permitted to create deployments"): the verb and kind it names
+    # are what it asks about, not what to do, so only the can-i cards earn a bonus from them
+    # (as extraction reads "can I <verb>" as can-i before any other intent).
+    asking = {pos for pos in matched if corpus.cards[pos].intent == "can-i"} \
+        if any(_contains(stems, key) for key in lex.permission) else set()
+    if asking:
+        return {pos: KEYWORD_BONUS + KIND_BONUS for pos in asking}
     what = _WHERE_RE.sub(" ", lowered)
     kinds: set[str | None] = {_KIND_PHRASES[m] for m in _KIND_PHRASES_RE.findall(what)}
     kinds |= {normalize_resource(w) for w in _WORD_RE.findall(_KIND_PHRASES_RE.sub(" ", what))}

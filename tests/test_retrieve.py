@@ -34,7 +34,9 @@ TOP1 = [
     ("list the revisions the billing deployment has been through", "rollout-history-deployment"),
     ("add horizontal autoscaling between 2 and 10 pods to the web deployment",
      "autoscale-deployment"),
-    ("which pods are eating the most memory", "top-pod"),
+    # "the most" is a ranking: the --sort-by card, not the plain listing.
+    ("which pods are eating the most memory", "top-pod-sorted"),
+    ("how much cpu and memory are the pods in staging using", "top-pod"),
     ("who is using all the cpu on node-1", "top-node"),
     ("print what the worker pod wrote to stdout", "logs-pod"),
     ("last 100 lines of log from pod api-1", "logs-pod"),
@@ -135,9 +137,7 @@ def test_filters_keep_only_fitting_cards(
     ("intent", "resource", "first"),
     [
         ("restart", "deployment", "restart-deployment"),
-        ("drain", "node", "drain-node"),
-        ("can-i", "secret", "can-i-any"),
-        ("can-i", None, "can-i-any"),
+        ("rollback", "statefulset", "rollback-statefulset"),
     ],
 )
 def test_filters_leaving_one_card_return_only_that_card(
@@ -146,6 +146,25 @@ def test_filters_leaving_one_card_return_only_that_card(
     hits = retrieve("", intent, resource, settings=real_settings)
 
     assert [h.card_id for h in hits] == [first]
+
+
+@pytest.mark.parametrize(
+    ("intent", "resource", "cards"),
+    [
+        ("drain", "node",
+         ["drain-node", "drain-node-emptydir", "drain-node-force", "drain-node-pod-selector"]),
+        ("can-i", "secret", ["can-i-any", "can-i-list"]),
+        ("can-i", None, ["can-i-any", "can-i-list"]),
+    ],
+)
+def test_filters_leaving_a_few_cards_rank_the_plain_card_first(
+    real_settings: Settings, intent: str, resource: str | None, cards: list[str]
+) -> None:
+    """The bare "drain node" is the plain card, not a variant that adds a flag (--force)."""
+    hits = retrieve("", intent, resource, settings=real_settings)
+
+    assert hits[0].card_id == cards[0]
+    assert sorted(h.card_id for h in hits) == cards
 
 
 def test_blank_query_with_filters_embeds_intent_and_resource(real_settings: Settings) -> None:
@@ -177,8 +196,7 @@ def test_bad_arguments_are_invalid_requests(
          ["restart-deployment"]),
         ({"intent": "logs", "resource": "pod", "query": "what did it print before dying"},
          ["logs-pod"]),
-        ({"intent": "logs", "query": "what did it print before dying"},
-         ["logs-pod", "logs-deployment"]),
+        ({"intent": "logs", "query": "what did it print before dying"}, ["logs-pod"]),
     ],
 )
 def test_retrieve_request_uses_query_or_fields_and_filters(
@@ -188,7 +206,12 @@ def test_retrieve_request_uses_query_or_fields_and_filters(
 
     assert [h.card_id for h in hits][:len(first)] == first
     if "intent" in payload:
-        assert [h.card_id for h in hits] == first
+        # Every card that fits the filters, up to four, and no other.
+        corpus = cached_corpus(real_settings.cards_dir)
+        kind = {"deploy": "deployment"}.get(payload.get("resource"), payload.get("resource"))
+        fits = {c.id for c in corpus.matching(payload["intent"], kind)}
+        assert len(hits) == min(4, len(fits))
+        assert {h.card_id for h in hits} <= fits
     else:
         assert 2 <= len(hits) <= 4
 
@@ -292,3 +315,32 @@ def test_budget_keeps_two_hits_and_cuts_the_longest(sizes: list[int], cut_to: li
     assert sum(cut_to) <= SNIPPET_BUDGET
     assert all(h.snippet.startswith("alpha alpha") for h in out)
     assert [h.snippet.endswith(" ...") for h in out] == [n > c for n, c in zip(sizes, cut_to)]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "am I permitted to create deployments in staging",
+        "can I delete configmaps in prod",
+        "am I allowed to create jobs in dev",
+    ],
+)
+def test_a_permission_question_gives_no_bonus_to_the_verb_it_asks_about(
+    real_settings: Settings, query: str
+) -> None:
+    """"can I create deployments" asks about create, it does not ask to create: the lexical bonus
+    goes to the can-i cards only, never to create-deployment for its keyword."""
+    from rag_k8s.retrieve import KEYWORD_BONUS, KIND_BONUS, _lexical_bonus
+
+    corpus = cached_corpus(real_settings.cards_dir)
+    bonus = _lexical_bonus(corpus, query)
+    assert {corpus.cards[pos].id for pos in bonus} == {"can-i-any", "can-i-list"}
+    assert set(bonus.values()) == {KEYWORD_BONUS + KIND_BONUS}
+
+
+def test_the_noun_description_names_the_describe_intent(real_settings: Settings) -> None:
+    from rag_k8s.retrieve import _lexical_bonus
+
+    corpus = cached_corpus(real_settings.cards_dir)
+    bonus = _lexical_bonus(corpus, "the description of the api service")
+    assert {corpus.cards[pos].intent for pos, b in bonus.items() if b >= 0.1} == {"describe"}
