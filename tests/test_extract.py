@@ -182,3 +182,80 @@ def test_extract_slots_use_the_request_field_names() -> None:
 def test_extract_lists_every_kind_the_text_names_once_in_order(text: str,
                                                                 kinds: tuple[str, ...]) -> None:
     assert extract(text).kinds == kinds
+
+
+@pytest.mark.parametrize(
+    ("text", "params"),
+    [
+        # requests and limits: flag lists, "the <resource> <limit|request>", "limit <resource>"
+        ("set resources on deployment web in prod --requests=cpu=100m,memory=128Mi",
+         {"requests": {"cpu": "100m", "memory": "128Mi"}}),
+        ("set resources of statefulset db in dev, limits cpu=1,memory=2Gi",
+         {"limits": {"cpu": "1", "memory": "2Gi"}}),
+        ("raise the memory limit on deployment web in prod to 1Gi", {"limits": {"memory": "1Gi"}}),
+        ("limit cpu of daemonset agent in dev to 250m", {"limits": {"cpu": "250m"}}),
+        ("set the cpu request of deployment web in dev to 0.5 and the memory request to 64Mi",
+         {"requests": {"cpu": "0.5", "memory": "64Mi"}}),
+        # ports of expose
+        ("expose deployment web in prod --port=443 --target-port=8443",
+         {"port": 443, "target_port": 8443}),
+        ("expose the web deployment in dev on port 8080 to 80", {"port": 8080, "target_port": 80}),
+        ("expose pod web-1 in dev at port 9000", {"port": 9000}),
+        ("create a deployment echo in dev with image ealen/echo-server:0.9 on container port 8080",
+         {"image": "ealen/echo-server:0.9", "port": 8080}),
+        # what wait waits for
+        ("wait for deployment web in prod --for=condition=Available", {"condition": "condition=Available"}),
+        ("wait until the job migrate in dev has been completed", {"condition": "condition=Complete"}),
+        ("wait for the deployment web in prod to become available", {"condition": "condition=Available"}),
+        ("wait for pod web-1 in dev until it is gone", {"condition": "delete"}),
+        # what explain explains
+        ("explain deployment.spec.strategy.rollingUpdate",
+         {"field": "deployment.spec.strategy.rollingUpdate"}),
+        ("explain the ingress kind", {"field": "ingress"}),
+        # ordering, field selectors and columns of a listing
+        ("list pvcs in dev --sort-by=.spec.resources.requests.storage",
+         {"sort_by": ".spec.resources.requests.storage"}),
+        ("show the pods of prod ordered by name", {"sort_by": ".metadata.name"}),
+        ("top pods in dev sorted by cpu", {"sort_by": "cpu"}),
+        ("list pods in prod --field-selector=spec.nodeName=worker-2",
+         {"field_selector": "spec.nodeName=worker-2"}),
+        ("get pods in dev with field selector status.phase!=Running,spec.restartPolicy=Always",
+         {"field_selector": "status.phase!=Running,spec.restartPolicy=Always"}),
+        ("get pods in dev with the columns NAME:.metadata.name, NODE:.spec.nodeName",
+         {"output": "custom-columns=NAME:.metadata.name,NODE:.spec.nodeName"}),
+        # entries of a configmap being created, and an untagged image of create
+        ("create a config map flags in dev with beta=on and mode=fast",
+         {"literals": {"beta": "on", "mode": "fast"}}),
+        ("create configmap app in dev --from-literal=LOG_LEVEL=info", {"literals": {"LOG_LEVEL": "info"}}),
+        ("create a job smoke in dev using image busybox", {"image": "busybox"}),
+        ("create deployment hello -n dev --image=nginx", {"image": "nginx"}),
+    ],
+)
+def test_extract_reads_the_value_shapes_of_the_newer_cards(text: str, params: dict[str, Any]) -> None:
+    assert extract(text).params == params
+
+
+def test_extract_reads_a_field_selector_said_again_in_words() -> None:
+    got = extract("pods in staging whose phase is Failed, field selector status.phase=Failed")
+    assert got.params == {"field_selector": "status.phase=Failed"}
+    assert "phase" not in "".join(t for _, t in got.unread_text())
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "resource", "name", "params"),
+    [
+        # the words that say what explain's argument is are no name
+        ("explain the field pod.spec.volumes", "explain", None, None, {"field": "pod.spec.volumes"}),
+        # "create namespace X" creates X, it does not scope a creation to it
+        ("create namespace team-a", "create", "namespace", "team-a", {}),
+        # intents about the whole cluster read no object name from their words
+        ("which api versions does the cluster serve", "api-versions", None, None, {}),
+        ("list the contexts in my kubeconfig", "contexts", None, None, {}),
+        # an untagged image of run is not read: its card always adds --restart=Never
+        ("run a pod called web in dev with image nginx", "run", None, "web", {}),
+    ],
+)
+def test_extract_reads_the_object_of_the_newer_intents(text: str, intent: str, resource: str | None,
+                                                       name: str | None, params: dict[str, Any]) -> None:
+    got = extract(text)
+    assert (got.intent, got.resource, got.name, got.params) == (intent, resource, name, params)

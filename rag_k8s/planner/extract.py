@@ -205,6 +205,7 @@ exist exists existing available deployed defined configured look looks like mark
 let lets give want need help whole entire right-now currently
 able permission permissions access rights happened wrong between target schedulable
 unschedulable scheduling keep keeps going going-on sure quickly safely safe right off onto
+kubeconfig
 """.split())
 
 
@@ -447,6 +448,199 @@ def _read_pairs(r: _Reading) -> None:
                 r.s.take(*m.span())
 
 
+# Value shapes of the slots the newer cards take, each read wherever it stands in the text.
+_QTY_SHAPE = r"\d+(?:\.\d+)?(?:m|[KMGTP]i?|k)?"
+_QTY = r"(" + _QTY_SHAPE + r")"
+_RES_LIST = r"((?:cpu|memory)=" + _QTY_SHAPE + r"(?:,(?:cpu|memory)=" + _QTY_SHAPE + r")?)"
+_RES_WORD = {"cpu": "cpu", "memory": "memory", "mem": "memory"}
+# What "until it is X" waits for: the condition kubectl's --for takes.
+_WAIT_STATES = {
+    "ready": "condition=Ready", "available": "condition=Available", "complete": "condition=Complete",
+    "completed": "condition=Complete", "finished": "condition=Complete", "done": "condition=Complete",
+    "deleted": "delete", "removed": "delete", "gone": "delete",
+}
+# Field names people say for the common --sort-by JSONPaths.
+_SORT_FIELDS = {
+    "creation time": ".metadata.creationTimestamp", "creation timestamp": ".metadata.creationTimestamp",
+    "creation date": ".metadata.creationTimestamp", "age": ".metadata.creationTimestamp",
+    "name": ".metadata.name", "restart count": ".status.containerStatuses[0].restartCount",
+    "restarts": ".status.containerStatuses[0].restartCount",
+    "capacity": ".spec.resources.requests.storage", "size": ".spec.resources.requests.storage",
+}
+_JSONPATH = r"(\.[A-Za-z][\w]*(?:\[\d+\]|\.[A-Za-z][\w]*)*)"
+# A field selector reads an object's own fields: they begin metadata., spec. or status.
+_FIELD_TERM = r"(?:metadata|spec|status|involvedObject)\.[A-Za-z][\w.]*(?:==|!=|=)[\w.-]*"
+
+
+def _read_resources(r: _Reading) -> None:
+    """Requests and limits: `--limits=cpu=200m,memory=512Mi`, "requests cpu=100m", "the cpu limit
+    ... to 200m", "limit memory to 512Mi". The resource word may be in the intent's own span."""
+    if r.intent not in ("set-resources", "patch"):
+        return
+    for m in r.s.matches(r"(?<![\w-])(?:--)?(requests?|limits?)(?:\s+(?:of|to|at)\s+|\s*[=:]?\s*)"
+                         + _RES_LIST + _E):
+        slot = "requests" if m.group(1).lower().startswith("r") else "limits"
+        for term in m.group(2).split(","):
+            k, v = term.split("=")
+            r.params.setdefault(slot, {})[k] = v
+        r.s.take(*m.span())
+    said = re.compile(r"\b(?P<res>cpu|memory|mem)\s+(?P<kind>limit|request)s?\b"
+                      r"|\b(?P<kind2>limit|request)s?\s+(?:(?:of|for|on)\s+)?(?:the\s+)?"
+                      r"(?P<res2>cpu|memory|mem)\b",
+                      re.I)
+    for m in said.finditer(r.s.text):
+        res = _RES_WORD[(m.group("res") or m.group("res2")).lower()]
+        slot = "limits" if (m.group("kind") or m.group("kind2")).lower() == "limit" else "requests"
+        if res in r.params.get(slot, {}):
+            continue
+        q = next((q for q in r.s.matches(r"(?:\bto|\bat|=|\bof)\s*" + _QTY + r"(?![\w.])")
+                  if q.start() >= m.end()), None)
+        if q is None:
+            continue
+        r.params.setdefault(slot, {})[res] = q.group(1)
+        r.s.take(*q.span())
+        if r.s.free(*m.span()):
+            r.s.take(*m.span())
+
+
+def _read_ports(r: _Reading) -> None:
+    """Ports of expose, run and create: `--port=80 --target-port=8080`, "on port 80 to 8080",
+    "target port 8000", "container port 8080"."""
+    if r.intent not in ("expose", "run", "create"):
+        return
+    p = r"(\d{1,5})(?![\w.])"
+    m = r.s.first(r"(?<![\w-])--target-port[=\s]" + p) or r.s.first(
+        r"\b(?:with\s+(?:a\s+|the\s+)?)?target[-\s]port\s+(?:of\s+|=\s*)?" + p)
+    if m and r.intent == "expose":
+        r.params["target_port"] = int(m.group(1))
+        r.s.take(*m.span())
+    m = r.s.first(r"(?<![\w-])--port[=\s]" + p) or r.s.first(
+        r"\b(?:(?:on|at|with|using|listening\s+on)\s+)?(?:the\s+)?(?:container\s+|service\s+)?port\s+"
+        r"(?:of\s+|=\s*)?" + p)
+    if m:
+        r.params["port"] = int(m.group(1))
+        r.s.take(*m.span())
+        t = re.compile(r"\s+(?:to|->|forwarding\s+to)\s+"
+                       r"(?:(?:the\s+)?(?:container\s+|target\s+)?port\s+)?" + p)
+        tm = t.match(r.s.text, m.end())
+        if tm and r.intent == "expose" and "target_port" not in r.params:
+            r.params["target_port"] = int(tm.group(1))
+            r.s.take(*tm.span())
+
+
+def _read_wait_for(r: _Reading) -> None:
+    """What wait waits for: `--for=condition=Ready`, `--for=delete`, "to be ready", "until it is
+    available", "is deleted"."""
+    if r.intent != "wait":
+        return
+    m = r.s.first(r"(?<![\w-])--for[=\s](condition=[A-Za-z]+(?:=\w+)?|delete|jsonpath=\S+)(?=\s|$)")
+    if m:
+        r.params["condition"] = m.group(1)
+        r.s.take(*m.span())
+        return
+    m = r.s.first(r"\b(?:condition\s+|to\s+be(?:come)?\s+|(?:is|are|becomes?|gets?|has\s+been|have\s+been)\s+"
+                  r"(?:fully\s+)?)(" + "|".join(_WAIT_STATES) + r")\b")
+    if m:
+        r.params["condition"] = _WAIT_STATES[m.group(1).lower()]
+        r.s.take(*m.span())
+
+
+def _read_field_path(r: _Reading) -> None:
+    """What explain explains: a field path ("pods.spec.containers") or a kind said alone."""
+    if r.intent != "explain":
+        return
+    kinds = "|".join(re.escape(w) for w in sorted(_SLASH_ALIASES, key=len, reverse=True))
+    m = r.s.first(_B + r"((?:" + kinds + r")(?:\.[A-Za-z][\w]*)+)" + r"(?![\w/:=@-]|\.\w)")
+    if m is None:
+        m = r.s.first(_B + r"(" + kinds + r")" + _E)
+    if m:
+        r.params["field"] = m.group(1)
+        r.s.take(*m.span())
+        # The word that says what it is ("the pods resource", "the field x.y") is read with it.
+        after = re.compile(r"\s+(?:resource|kind|type|object|field)s?\b", re.I).match(r.s.text, m.end())
+        before = re.search(r"\b(?:resource|kind|type|field)\s+$", r.s.text[:m.start()], re.I)
+        for span in ((m.end(), after.end()) if after else None,
+                     (before.start(), m.start()) if before else None):
+            if span and r.s.free(*span):
+                r.s.take(*span)
+
+
+def _read_listing(r: _Reading) -> None:
+    """How a listing is ordered, filtered and shown: `--sort-by=.path`, "sorted by creation time",
+    a field selector (`status.phase=Running`), custom columns (`NAME:.metadata.name`)."""
+    if r.intent not in ("get", "top", None):
+        return
+    m = r.s.first(r"(?<![\w-])--sort-by[=\s]" + _JSONPATH + r"(?![\w.\[])") or r.s.first(
+        r"\b(?:sort(?:ed)?|order(?:ed)?)\s+by\s+(?:the\s+|their\s+|its\s+)?" + _JSONPATH + r"(?![\w.\[])")
+    if m:
+        r.params["sort_by"] = m.group(1)
+        r.s.take(*m.span())
+    else:
+        words = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in
+                         sorted([*_SORT_FIELDS, "cpu", "memory"], key=len, reverse=True))
+        m = r.s.first(r"\b(?:sort(?:ed)?|order(?:ed)?)\s+by\s+(?:the\s+|their\s+|its\s+)?(" + words
+                      + r")(?:\s+usage)?\b")
+        if m:
+            word = _norm(m.group(1))
+            if r.intent == "top":
+                if word in ("cpu", "memory"):
+                    r.params["sort_by"] = word
+                    r.s.take(*m.span())
+            elif word in _SORT_FIELDS:
+                r.params["sort_by"] = _SORT_FIELDS[word]
+                r.s.take(*m.span())
+    sel = _FIELD_TERM + r"(?:," + _FIELD_TERM + r")*"
+    m = r.s.first(r"(?<![\w-])--field-selector[=\s](" + sel + r")" + _E) or r.s.first(
+        r"\b(?:(?:by|with|using)\s+(?:the\s+|a\s+)?)?field[-\s]selector\s+(?:of\s+)?(" + sel + r")" + _E) or \
+        r.s.first(_B + r"(" + sel + r")" + _E)
+    if m:
+        r.params["field_selector"] = m.group(1)
+        r.s.take(*m.span())
+        # The same filter said in words too ("whose phase is Running") is read with it.
+        for term in m.group(1).split(","):
+            key, op, value = re.match(r"([\w.]+)(==|!=|=)(.*)", term).groups()
+            verb = r"(?:is\s+not|isn't|!=)" if op == "!=" else r"(?:is|=|==|equals?)"
+            said = re.escape(key.split(".")[-1]) + r"\s+" + verb + r"\s+" + re.escape(value)
+            for w in r.s.matches(r"\b(?:whose|where|with)\s+(?:the\s+|its\s+)?" + said + r"\b"):
+                r.s.take(*w.span())
+    col = r"[A-Z][A-Z0-9_-]*:" + _JSONPATH.replace("(", "(?:", 1)
+    m = r.s.first(r"(?<![\w-])(?:-o\s*|--output[=\s])?custom-columns=(" + col + r"(?:," + col + r")*)" + _E) \
+        or r.s.first(r"\b(?:(?:showing\s+|with\s+)?(?:only\s+)?(?:the\s+)?columns?\s+)(" + col
+                     + r"(?:,\s*" + col + r")*)" + _E)
+    if m and "output" not in r.params:
+        r.params["output"] = "custom-columns=" + re.sub(r",\s+", ",", m.group(1))
+        r.s.take(*m.span())
+
+
+def _read_literals(r: _Reading) -> None:
+    """The entries of a ConfigMap or Secret being created: `key=value` and `--from-literal=k=v`."""
+    if r.intent != "create" or not r.s.first(r"\b(?:config\s*maps?|cm|secrets?)\b"):
+        return
+    for m in r.s.matches(r"(?<![\w-])(?:--from-literal=)?([A-Za-z0-9_][\w.-]*)=([\w./:@-]*)" + _E):
+        r.params.setdefault("literals", {})[m.group(1)] = m.group(2)
+        r.s.take(*m.span())
+
+
+def _read_plain_image(r: _Reading) -> None:
+    """An image named as one with no tag: "with image busybox", "running image nginx", `--image=x`.
+    Not for run: its card fixes --restart=Never, which a request for a plain pod never says, so
+    an untagged run stays unplanned rather than become a different pod (tagged images still read)."""
+    if r.intent not in ("create", "set-image") or "image" in r.params:
+        return
+    m = r.s.first(r"(?<![\w-])--image[=\s](" + _IMAGE_RE.pattern + r")" + _E) or r.s.first(
+        r"\b(?:(?:with|using|from|running|of)\s+(?:the\s+)?)?image\s+(" + _IMAGE_RE.pattern + r")" + _E)
+    if m and m.group(1).lower() not in STOPWORDS:
+        r.params["image"] = m.group(1)
+        r.s.take(*m.span())
+
+
+def _read_shapes(r: _Reading) -> None:
+    """The value shapes of the newer cards, read before the looser selector and image readers."""
+    for reader in (_read_resources, _read_ports, _read_wait_for, _read_field_path, _read_listing,
+                   _read_literals, _read_plain_image):
+        reader(r)
+
+
 def _read_numbers(r: _Reading) -> None:
     """Numbers with their words, most specific first."""
     m = r.s.first(r"\bbetween\s+" + _NUM + r"\s+and\s+" + _NUM + r"(?:\s+(?:replicas|pods|instances|copies))?\b")
@@ -606,16 +800,20 @@ def _read_kinds_and_name(r: _Reading) -> None:
             r.s.take(*m.span())
 
     # "delete the foo namespace": the namespace is the object, not the scope.
-    if r.bare_ns_form and r.resource is None and r.intent in ("delete", "describe", "get"):
+    if r.bare_ns_form and r.resource is None and r.intent in ("delete", "describe", "get", "create"):
         r.resource, r.name, r.namespace, r.explicit = "namespace", r.namespace, None, True
-    if (r.resource == "namespace" and r.intent in ("delete", "describe") and r.name is None
+    if (r.resource == "namespace" and r.intent in ("delete", "describe", "create") and r.name is None
             and r.namespace):
         r.name, r.namespace = r.namespace, None
 
 
+# Intents about the cluster or the client as a whole: no word of theirs names an object.
+_NO_OBJECT = ("api-resources", "api-versions", "version", "cluster-info", "contexts")
+
+
 def _read_bare_name(r: _Reading) -> None:
     """A name with no kind word: the first free name-shaped word after the intent."""
-    if r.name is None and r.intent not in (None, "get", "top", "events", "can-i"):
+    if r.name is None and r.intent not in (None, "get", "top", "events", "can-i", *_NO_OBJECT):
         for start, end, word in r.tokens:
             if r.s.free(start, end) and is_candidate_name(word):
                 r.name = word
@@ -642,8 +840,8 @@ def _settle_kind(r: _Reading) -> None:
         r.explicit = True  # the one can-i card covers every kind
 
 
-_STAGES = (_read_flags, _read_kind_slash, _read_intent, _read_pairs, _read_numbers, _read_values,
-           _read_replicas, _read_namespace, _read_kinds_and_name, _read_bare_name, _settle_kind)
+_STAGES = (_read_flags, _read_kind_slash, _read_intent, _read_pairs, _read_shapes, _read_numbers,
+           _read_values, _read_replicas, _read_namespace, _read_kinds_and_name, _read_bare_name, _settle_kind)
 
 
 def _norm(word: str) -> str:

@@ -350,9 +350,11 @@ def check_request(request: Request, ex: Extraction, corpus: Corpus,
         if guess:
             raise InvalidRequest("resource", f"did you mean {_KIND_WORDS[guess]}? "
                                  f"{_quote(ex.name)} looks like a misspelt kind, not a name")
+    # A word a slot read as its value ("phase" of status.phase=Running) is no misspelt verb.
+    value_words = set(re.findall(r"[a-z][a-z-]*[a-z]", " ".join(map(str, ex.params.values())).lower()))
     if ex.intent is None or ex.intent_implied:
         for word in words:
-            if word in STOPWORDS or word in _KIND_WORDS:
+            if word in STOPWORDS or word in _KIND_WORDS or word in value_words:
                 continue
             guess = _close(word, list(_INTENT_WORDS), cutoff=0.8)
             if guess:

@@ -29,6 +29,7 @@ NEW_INTENT_PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
         r"\b(?:cpu|memory|mem)\s+(?:limits?|requests?)\b",
         r"\b(?:limits?|requests?)\s+(?:of|to|for|on)\s+(?:the\s+)?(?:cpu|memory)\b",
         r"\bset\s+resources\b", r"\bresource\s+(?:limits|requests)\b",
+        r"\b(?:limit|cap)\s+(?:the\s+)?(?:cpu|memory|mem)\b",
     )),
     ("taint", (r"\btaint\w*\b",)),
     ("annotate", (
