@@ -586,6 +586,8 @@ def check_plan(request: Request, ex: Extraction, plan: Plan, corpus: Corpus) -> 
                                  f"plan {_quote(str(plan.slots[slot]))}; nothing was planned")
         raise InvalidRequest(_field(slot), f"cannot honour {slot} {_quote(str(value))}: "
                              f"{card.id} does not take it (it takes: {takes})")
+    if plan.planner == "mlx":
+        _model_values_are_the_words(request, ex, plan, card)
     argv_flags = {a.split("=", 1)[0] for a in plan.argv}
     for rx, part in _leftovers(ex):
         if any(_same(part, v) for v in plan.slots.values()):
@@ -604,6 +606,30 @@ def check_plan(request: Request, ex: Extraction, plan: Plan, corpus: Corpus) -> 
         raise InvalidRequest("resource", f"the words name a {ex.resource}, but {card.id} acts on "
                              f"{card.resource}; nothing was planned")
 
+
+
+def _model_values_are_the_words(request: Request, ex: Extraction, plan: Plan, card: Card) -> None:
+    """A value the model chose (not the request's, not the extractor's) must be a part of the text
+    that nothing else read, and a word that can be a value at all: never the action word, a kind,
+    or plain English ("drain node-3" is no `--pod-selector=drain`, "with image x" no image `image`)."""
+    from .extract import is_candidate_name
+
+    given = {k: v for k, v in (("name", request.name), ("namespace", request.namespace))
+             if v is not None}
+    given.update(request.params)
+    read = ex.slots()
+    unread = " ".join(part.lower() for _, part in ex.unread_text())
+    for slot, value in plan.slots.items():
+        if slot in given or slot == "timeout" or not isinstance(value, str) or \
+                slot not in card.placeholders:
+            continue
+        if slot in read and _same(read[slot], value):
+            continue
+        word = value.lower()
+        words = re.findall(r"[a-z0-9][a-z0-9._/:=-]*", word)
+        if word not in unread or any(not is_candidate_name(w) for w in words if w.isalpha()):
+            raise InvalidRequest(_field(slot), f"the model filled {slot} with {_quote(value)}, which "
+                                 "the words do not give as a value; nothing was planned")
 
 
 def _field(slot: str) -> str:
