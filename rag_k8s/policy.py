@@ -177,25 +177,6 @@ class Policy:
     run_command_namespaces: frozenset[str] = frozenset()
 
 
-def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the YAML node at `loc`, or of its nearest existing parent."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        for key, value in node.value:
-            if key.value == str(part):
-                line, node = key.start_mark.line + 1, value
-                break
-        else:
-            break
-    return line
-
-
 def _read(path: Path, model: type[BaseModel]) -> Any:
     if not path.is_file():
         raise PolicyError(
@@ -221,7 +202,7 @@ def _read(path: Path, model: type[BaseModel]) -> Any:
         err = e.errors()[0]
         loc = tuple(p for p in err["loc"] if p != "[key]")
         key = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(text, loc)
+        line = yamlsafe.line_of(text, loc)
         where = f"line {line}: " if line else ""
         problem = "unknown key" if err["type"] == "extra_forbidden" else \
             err["msg"].removeprefix("Value error, ")

@@ -473,6 +473,20 @@ def test_removing_an_env_var_is_never_a_delete(recording_kubectl: Any) -> None:
 # ---------------------------------------------------------------- what the model may fill
 
 
+def _check_model_values(query: str, card_id: str, slots: dict[str, Any]) -> None:
+    """faithful's check of MLX-chosen values, on a plan made by hand (no model needed)."""
+    from rag_k8s.cards import cached_corpus
+    from rag_k8s.config import Settings
+    from rag_k8s.planner import Plan
+    from rag_k8s.planner.extract import extract
+    from rag_k8s.planner.faithful import _model_values_are_the_words
+    from rag_k8s.request import parse_request
+
+    card = cached_corpus(Settings.resolve().cards_dir).get(card_id)
+    plan_ = Plan(card_id=card_id, argv=["kubectl"], risk_level="none", planner="mlx", slots=slots)
+    _model_values_are_the_words(parse_request({"query": query}), extract(query), plan_, card)
+
+
 @pytest.mark.parametrize(
     ("query", "card_id", "slots", "field"),
     [
@@ -488,35 +502,13 @@ def test_removing_an_env_var_is_never_a_delete(recording_kubectl: Any) -> None:
 def test_a_value_the_model_chose_must_be_an_unread_word_of_the_request(
     query: str, card_id: str, slots: dict[str, Any], field: str
 ) -> None:
-    from rag_k8s.cards import cached_corpus
-    from rag_k8s.config import Settings
     from rag_k8s.errors import InvalidRequest
-    from rag_k8s.planner import Plan
-    from rag_k8s.planner.extract import extract
-    from rag_k8s.planner.faithful import _model_values_are_the_words
-    from rag_k8s.request import parse_request
 
-    card = cached_corpus(Settings.resolve().cards_dir).get(card_id)
-    plan_ = Plan(card_id=card_id, argv=["kubectl"], risk_level="none", planner="mlx", slots=slots)
     with pytest.raises(InvalidRequest) as caught:
-        _model_values_are_the_words(parse_request({"query": query}), extract(query), plan_, card)
+        _check_model_values(query, card_id, slots)
     assert caught.value.field == field
     assert "the words do not give as a value; nothing was planned" in str(caught.value)
 
 
 def test_a_name_the_extractor_left_unread_may_be_the_model_s_choice() -> None:
-    from rag_k8s.cards import cached_corpus
-    from rag_k8s.config import Settings
-    from rag_k8s.planner import Plan
-    from rag_k8s.planner.extract import extract
-    from rag_k8s.planner.faithful import _model_values_are_the_words
-    from rag_k8s.request import parse_request
-
-    query = "cordon node-7"
-    ex = extract(query)
-    card = cached_corpus(Settings.resolve().cards_dir).get("cordon-node")
-    slots = dict(ex.slots(), name="node-7")
-    slots.pop("resource", None)
-    plan_ = Plan(card_id="cordon-node", argv=["kubectl"], risk_level="medium", planner="mlx",
-                 slots=slots)
-    _model_values_are_the_words(parse_request({"query": query}), ex, plan_, card)  # no refusal
+    _check_model_values("cordon node-7", "cordon-node", {"name": "node-7"})  # no refusal
