@@ -497,6 +497,9 @@ def _check_model_values(query: str, card_id: str, slots: dict[str, Any]) -> None
          {"name": "my-job", "namespace": "dev", "image": "image"}, "params.image"),
         ("restart the api deployment in prod", "restart-deployment",
          {"name": "deployment", "namespace": "prod"}, "name"),
+        # A condition word is never a name ("scale deployment/if --current-replicas=3").
+        ("scale deployment in dev to 2 if it has 3 replicas now", "scale-deployment",
+         {"name": "if", "namespace": "dev", "replicas": 2}, "name"),
     ],
 )
 def test_a_value_the_model_chose_must_be_an_unread_word_of_the_request(

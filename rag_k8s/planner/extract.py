@@ -204,6 +204,7 @@ diagnose troubleshoot debug check see view find tell take make create add allowe
 exist exists existing available deployed defined configured look looks like mark put bring go
 let lets give want need help whole entire right-now currently
 able permission permissions access rights happened wrong between target schedulable
+if unless except whether than else
 unschedulable scheduling keep keeps going going-on sure quickly safely safe right off onto
 kubeconfig
 """.split())
