@@ -133,7 +133,7 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
             plan_ = manifests.files_plan(request, corpus)
         else:
             request = screen_request(request)  # one action, dry-run words, contexts (faithful.py)
-            plan_ = make_plan(request, settings=settings, corpus=corpus)
+            plan_ = make_plan(request, settings=settings, corpus=corpus, screened=True)
     except UndoRefused as e:
         return Result(op_id, "denied", None, _refused(str(e)), None, request.to_dict())
     except InvalidRequest as e:

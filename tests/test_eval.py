@@ -19,20 +19,26 @@ from rag_k8s.evaluate import (
 CASES = Path(__file__).resolve().parent.parent / "eval" / "cases.jsonl"
 
 
-@pytest.fixture(scope="module")
-def template_report(rag_home: Path, tmp_path_factory: pytest.TempPathFactory) -> EvalReport:
-    """One template-planner run over eval/cases.jsonl, shared by the threshold tests."""
+def _isolated_eval(cases: Path, label: str, rag_home: Path,
+                   tmp_path_factory: pytest.TempPathFactory) -> EvalReport:
+    """One template-planner run over `cases` with this suite's isolation (module-scoped, so the
+    function-scoped autouse fixture does not apply)."""
     with pytest.MonkeyPatch.context() as mp:
-        # The autouse fixture is function-scoped; set the same isolation for this module run.
         for var in [v for v in os.environ if v.startswith("RAG_K8S_")]:
             mp.delenv(var)
         mp.setenv("RAG_K8S_HOME", str(rag_home))
         mp.setenv("RAG_K8S_CARDS_DIR", str(CASES.parent.parent / "cards"))
         mp.setenv("RAG_K8S_ORG_DIR", str(CASES.parent.parent / "org"))
-        mp.setenv("RAG_K8S_AUDIT_LOG", str(tmp_path_factory.mktemp("eval") / "agent.log"))
+        mp.setenv("RAG_K8S_AUDIT_LOG", str(tmp_path_factory.mktemp(label) / "agent.log"))
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("HF_HUB_CACHE", str(rag_home / "hf-cache"))
-        return run_eval(CASES, planner="template", settings=Settings.resolve())
+        return run_eval(cases, planner="template", settings=Settings.resolve())
+
+
+@pytest.fixture(scope="module")
+def template_report(rag_home: Path, tmp_path_factory: pytest.TempPathFactory) -> EvalReport:
+    """One template-planner run over eval/cases.jsonl, shared by the threshold tests."""
+    return _isolated_eval(CASES, "eval", rag_home, tmp_path_factory)
 
 
 def test_cases_file_has_enough_cases_in_every_group() -> None:
@@ -212,16 +218,7 @@ HELP_CASES = CASES.parent / "kubectl-help.jsonl"
 def help_report(rag_home: Path, tmp_path_factory: pytest.TempPathFactory) -> EvalReport:
     """One template-planner run over eval/kubectl-help.jsonl (requests rewritten from the
     examples of `kubectl <verb> --help`, which the project did not write)."""
-    with pytest.MonkeyPatch.context() as mp:
-        for var in [v for v in os.environ if v.startswith("RAG_K8S_")]:
-            mp.delenv(var)
-        mp.setenv("RAG_K8S_HOME", str(rag_home))
-        mp.setenv("RAG_K8S_CARDS_DIR", str(CASES.parent.parent / "cards"))
-        mp.setenv("RAG_K8S_ORG_DIR", str(CASES.parent.parent / "org"))
-        mp.setenv("RAG_K8S_AUDIT_LOG", str(tmp_path_factory.mktemp("eval-help") / "agent.log"))
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("HF_HUB_CACHE", str(rag_home / "hf-cache"))
-        return run_eval(HELP_CASES, planner="template", settings=Settings.resolve())
+    return _isolated_eval(HELP_CASES, "eval-help", rag_home, tmp_path_factory)
 
 
 def test_help_set_is_large_and_sourced() -> None:

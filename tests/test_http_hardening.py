@@ -13,9 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,6 +24,7 @@ from typer.testing import CliRunner
 from rag_k8s import audit
 from rag_k8s.cli import app as cli_app
 from rag_k8s.config import Settings
+from tests.real_socket import serving
 from rag_k8s.errors import ConfigError
 from rag_k8s.server import (
     check_bind, check_token, create_app, host_allowed, origin_allowed,
@@ -338,33 +336,6 @@ def test_json_unsafe_bodies_get_400_naming_the_field_and_run_nothing(
 
 
 # ---------------------------------------------------------------- a real socket
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serving() -> Iterator[str]:
-    """The real app on a real uvicorn socket on a free loopback port; yields its base URL."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings.resolve()), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_real_socket_refuses_cross_site_requests(recording_kubectl: Any) -> None:

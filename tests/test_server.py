@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from datetime import datetime, timezone
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, Iterator
 
@@ -21,6 +18,7 @@ from typer.testing import CliRunner
 
 from rag_k8s.cli import app as cli_app
 from rag_k8s.config import Settings
+from tests.real_socket import serving
 from rag_k8s.errors import ConfigError
 from rag_k8s.request import request_schema
 from rag_k8s.server import MAX_BODY_BYTES, check_bind, create_app, result_schema
@@ -324,35 +322,8 @@ def test_openapi_property_based_no_server_errors(recording_kubectl: Any) -> None
 # ---------------------------------------------------------------- a real socket
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _serving() -> Iterator[str]:
-    """The real app on a real uvicorn socket on a free loopback port; yields its base URL."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings.resolve()), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 def test_real_uvicorn_server_on_a_free_port(recording_kubectl: Any) -> None:
-    with _serving() as base:
+    with serving() as base:
         assert httpx.get(f"{base}/health").json()["status"] == "ok"
         r = httpx.post(f"{base}/k8s-exec", json=RESTART_PROD, timeout=60)
         assert r.status_code == 200
@@ -378,7 +349,7 @@ def test_real_server_with_a_token_answers_401_without_it(
     recording_kubectl: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RAG_K8S_API_TOKEN", "s3cret-token-for-tests")
-    with _serving() as base:
+    with serving() as base:
         assert httpx.post(f"{base}/k8s-exec", json=RESTART_PROD).status_code == 401
         assert httpx.get(f"{base}/health",
                          headers={"Authorization": "Bearer wrong"}).status_code == 401

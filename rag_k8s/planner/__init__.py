@@ -50,7 +50,8 @@ class Plan:
         }
 
 
-def make_plan(request: Request, *, settings: Settings, corpus: Corpus) -> Plan:
+def make_plan(request: Request, *, settings: Settings, corpus: Corpus,
+              screened: bool = False) -> Plan:
     """Plan a request with the planner `settings.planner` names (CONTRACT §10).
 
     Free text is extracted once here; the faithfulness check (faithful.py) runs before planning
@@ -60,9 +61,10 @@ def make_plan(request: Request, *, settings: Settings, corpus: Corpus) -> Plan:
     from . import faithful
     from .extract import extract
 
-    # Idempotent: tool.py screens first (its dry-run reading must reach the executor); callers
-    # of make_plan alone (benchmarks, tests) get the same one-action and never-run refusals.
-    request = faithful.screen_request(request)
+    # tool.py screens first (its dry-run reading must reach the executor) and says so; callers of
+    # make_plan alone (benchmarks, tests) get the same one-action and never-run refusals here.
+    if not screened:
+        request = faithful.screen_request(request)
     ex = extract(request.query) if request.query else None
     free_text = ex is not None and request.intent is None
     if free_text:
