@@ -11,13 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from . import yamlsafe
 from .errors import ConfigError
 
 PlannerChoice = Literal["auto", "template", "mlx"]
@@ -39,19 +36,28 @@ def _data_dir(name: str) -> Path:
     return _PACKAGE_DIR / "_bundled" / name
 
 
-class ConfigFile(BaseModel):
-    """`config.yaml`: every key optional, unknown keys rejected."""
+@lru_cache(maxsize=1)
+def config_file_model() -> Any:
+    """The pydantic model of `config.yaml`: every key optional, unknown keys rejected.
 
-    model_config = ConfigDict(extra="forbid")
+    Built on first use: pydantic and PyYAML are imported only when a config file exists, so
+    resolving the settings stays cheap for a command that needs neither.
+    """
+    from pydantic import BaseModel, ConfigDict, Field
 
-    cards_dir: str | None = None
-    org_dir: str | None = None
-    audit_log: str | None = None
-    kubectl: str | None = None
-    planner: PlannerChoice | None = None
-    model: str | None = None
-    api_token: str | None = None
-    timeout: int | None = Field(default=None, ge=MIN_TIMEOUT, le=MAX_TIMEOUT)
+    class ConfigFile(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        cards_dir: str | None = None
+        org_dir: str | None = None
+        audit_log: str | None = None
+        kubectl: str | None = None
+        planner: PlannerChoice | None = None
+        model: str | None = None
+        api_token: str | None = None
+        timeout: int | None = Field(default=None, ge=MIN_TIMEOUT, le=MAX_TIMEOUT)
+
+    return ConfigFile
 
 
 # Setting name -> environment variable (CONTRACT §10).
@@ -158,11 +164,16 @@ def effective_timeout(request_timeout: int | None, settings: Settings) -> int:
 def _read_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
+    import yaml
+    from pydantic import ValidationError
+
+    from . import yamlsafe
+
     text = ""
     try:
         text = path.read_text(encoding="utf-8")
         data = yamlsafe.load(text) or {}  # refuses duplicate keys
-        return ConfigFile.model_validate(data).model_dump(exclude_none=True)
+        return config_file_model().model_validate(data).model_dump(exclude_none=True)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     except ValidationError as e:

@@ -233,22 +233,37 @@ def _stop_kubectl_when_client_leaves(conn: socket.socket, future: Any,
 
     from . import execute
 
-    while not future.done():
-        ready, _, _ = select.select([conn], [], [], 0.1)
-        if not ready:
-            continue
+    # The answer wakes this wait at once (a poll with a timeout here added up to 100 ms to
+    # every request). A socket, not a pipe: a late callback on a closed socket only raises.
+    done_r, done_w = socket.socketpair()
+
+    def wake(_: Any) -> None:
         try:
-            gone = conn.recv(1, socket.MSG_PEEK) == b""
+            done_w.send(b"x")
         except OSError:
-            gone = True
-        if not gone:
-            select.select([], [], [], 0.1)  # stray bytes after the request: not a hang-up
-            continue
-        while "thread" not in worker and not future.done():
-            select.select([], [], [], 0.01)
-        if "thread" in worker:
-            execute.interrupt_thread(worker["thread"], "rag-k8s was interrupted")
-        return
+            pass
+
+    future.add_done_callback(wake)
+    try:
+        while not future.done():
+            ready, _, _ = select.select([conn, done_r], [], [])
+            if done_r in ready:
+                return
+            try:
+                gone = conn.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                gone = True
+            if not gone:
+                select.select([done_r], [], [], 0.1)  # stray bytes after the request
+                continue
+            while "thread" not in worker and not future.done():
+                select.select([], [], [], 0.01)
+            if "thread" in worker:
+                execute.interrupt_thread(worker["thread"], "rag-k8s was interrupted")
+            return
+    finally:
+        done_r.close()
+        done_w.close()
 
 
 def preload_models(settings: Settings) -> str | None:
@@ -483,7 +498,7 @@ def retrieve(query: str, intent: str | None = None, resource: str | None = None,
             return [Hit(**h) for h in result]
         from .embed import prefetch
 
-        prefetch(settings.index_dir)
+        prefetch(settings.index_dir, prepack=False)  # this process embeds one query and exits
         from .retrieve import retrieve as retrieve_in_process
 
         return retrieve_in_process(query, intent, resource, k, settings=settings)
@@ -494,7 +509,7 @@ def _prefetch_for(payload: Any, settings: Settings) -> None:
     if isinstance(payload, dict) and isinstance(payload.get("query"), str) and payload["query"]:
         from .embed import prefetch
 
-        prefetch(settings.index_dir)
+        prefetch(settings.index_dir, prepack=False)  # this process embeds one query and exits
 
 
 def _has_files(payload: Any) -> bool:

@@ -27,8 +27,8 @@ from .errors import ArgvError
 from .guardrails import Subject, argv_shape, no_credential_flags, restart_suggestion
 from .kubectl_argv import ParsedArgv, parse_argv
 from .policy import Decision, Policy
-from . import verbs
-from .yamlsafe import DuplicateKeyError, StrictSafeLoader
+from . import verbs, yamlsafe
+from .yamlsafe import DuplicateKeyError
 from .vocab import CLUSTER_SCOPED, RISK_ORDER, base_risk, is_dns1123_label, normalize_resource
 
 if TYPE_CHECKING:
@@ -258,7 +258,7 @@ def _documents(text: str, source: str) -> list[tuple[dict[str, Any], str]]:
     try:
         # Duplicate keys refused: `namespace: dev` then `namespace: kube-system` must not be
         # read one way here and another way by kubectl.
-        docs = list(yaml.load_all(text, Loader=StrictSafeLoader))  # noqa: S506 - a SafeLoader
+        docs = yamlsafe.load_all(text)
     except DuplicateKeyError as e:
         raise ManifestError(f"{source}: {e}") from None
     except yaml.YAMLError as e:
@@ -349,7 +349,7 @@ def check_kustomization(folder: Path, seen: set[Path] | None = None) -> None:
     if path is None:
         raise ManifestError(f"{folder}: no kustomization.yaml in the folder given to -k")
     try:
-        data = yaml.load(_read(path).decode("utf-8"), Loader=StrictSafeLoader) or {}  # noqa: S506
+        data = yamlsafe.load(_read(path).decode("utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ManifestError(f"{path}: is not valid YAML: {e}") from None
     if not isinstance(data, dict):

@@ -181,10 +181,19 @@ def _ranked(loaded: LoadedIndex, qvec: np.ndarray, bonus: dict[int, float], k: i
     per_row[loaded.first_row] = -np.inf
     best = np.maximum.reduceat(per_row, loaded.first_row)
     best = np.where(np.isfinite(best), best, whole)  # a card with one row: its whole-card cosine
-    out = [
-        (round(float((whole[c] + best[c]) / 2) + bonus.get(int(c), 0.0), 4), int(c))
-        for c in cands
-    ]
+    raw = ((whole[cands] + best[cands]) / 2).astype(np.float64)
+    if bonus:  # cands is sorted (an arange or np.unique): find each bonus card's place in it
+        keys = np.fromiter(bonus, np.int64, len(bonus))
+        at = np.minimum(np.searchsorted(cands, keys), len(cands) - 1)
+        hit = cands[at] == keys
+        raw[at[hit]] += np.fromiter(bonus.values(), np.float64, len(bonus))[hit]
+    if len(cands) > k:
+        # Only cards within a rounding step of the k-th best can be among the best k once
+        # scores are rounded to 4 places; the rest are never rounded or sorted in Python.
+        kth = np.partition(raw, len(raw) - k)[len(raw) - k]
+        near = raw >= kth - 1e-4
+        cands, raw = cands[near], raw[near]
+    out = [(round(float(x), 4), int(c)) for x, c in zip(raw, cands)]
     out.sort(key=lambda p: (-p[0], loaded.card_ids[p[1]]))
     return out[:k]
 
@@ -314,9 +323,9 @@ def count_tokens(text: str) -> int:
     """Tokens in `text` by the embedder's own tokenizer (no special tokens)."""
     n = _TOKENS.get(text)
     if n is None:
-        from .embed import counting_tokenizer
+        from .embed import token_count
 
-        n = len(counting_tokenizer().encode(text, add_special_tokens=False).ids)
+        n = token_count(text)
         if len(_TOKENS) > 4096:
             _TOKENS.clear()
         _TOKENS[text] = n

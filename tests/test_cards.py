@@ -515,6 +515,11 @@ def test_a_big_corpus_sees_new_files_at_once_and_edits_within_the_recheck_interv
     cards_dir.mkdir()
     for name in ("get-pod", "get-node"):
         shutil.copy(REPO / "cards" / f"{name}.yaml", cards_dir)
+    from rag_k8s.dirwatch import DirWatch
+
+    no_watch = DirWatch()
+    no_watch.disabled = True  # the path taken where inotify is missing (macOS)
+    monkeypatch.setattr(cards, "WATCH", no_watch)
     monkeypatch.setattr(cards, "BIG_CORPUS", 1)  # two cards count as big here
     monkeypatch.setattr(cards, "RECHECK_SECONDS", 3600.0)
     first = cards.cached_corpus(cards_dir)
@@ -535,3 +540,91 @@ def test_a_big_corpus_sees_new_files_at_once_and_edits_within_the_recheck_interv
     data["description"] = "Edited again: list the pods of one namespace, with their status."
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     assert cards.cached_corpus(cards_dir).get("get-pod").description == data["description"]
+
+
+def _watched_copy(tmp_path: Path, *names: str) -> Path:
+    from rag_k8s.dirwatch import WATCH
+
+    if WATCH.disabled:
+        pytest.skip("no inotify on this system: every call compares the files' signatures")
+    cards_dir = tmp_path / "cards"
+    cards_dir.mkdir()
+    for name in names:
+        shutil.copy(REPO / "cards" / f"{name}.yaml", cards_dir)
+    return cards_dir
+
+
+def _count_signatures(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    from rag_k8s import cards
+
+    calls: list[Path] = []
+    real = cards._signature
+
+    def counted(cards_dir: Path) -> Any:
+        calls.append(cards_dir)
+        return real(cards_dir)
+
+    monkeypatch.setattr(cards, "_signature", counted)
+    return calls
+
+
+def test_the_directory_watch_answers_warm_calls_without_a_stat_and_sees_every_change_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag_k8s import cards
+
+    cards_dir = _watched_copy(tmp_path, "get-pod", "get-node")
+    first = cards.cached_corpus(cards_dir)
+    calls = _count_signatures(monkeypatch)
+    for _ in range(3):
+        assert cards.cached_corpus(cards_dir) is first
+    assert calls == []  # unchanged: one inotify read, no stat of the card files
+
+    path = cards_dir / "get-pod.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["description"] = "Edited in place: list the pods of one namespace."
+    path.write_text(yaml.safe_dump(data, sort_keys=False))  # the directory's mtime is unchanged
+    edited = cards.cached_corpus(cards_dir)
+    assert edited.get("get-pod").description == data["description"]
+    assert cards.cached_corpus(cards_dir) is edited and len(calls) == 1
+
+    shutil.copy(REPO / "cards" / "get-service.yaml", cards_dir)
+    assert [c.id for c in cards.cached_corpus(cards_dir).cards] == [
+        "get-node", "get-pod", "get-service"]
+    (cards_dir / "get-node.yaml").unlink()
+    assert [c.id for c in cards.cached_corpus(cards_dir).cards] == ["get-pod", "get-service"]
+    (cards_dir / "get-pod.yaml").rename(cards_dir / "get-pod.yaml.off")
+    assert [c.id for c in cards.cached_corpus(cards_dir).cards] == ["get-service"]
+
+
+def test_a_card_broken_in_place_is_an_error_on_every_call_not_the_old_corpus(
+    tmp_path: Path,
+) -> None:
+    from rag_k8s import cards
+
+    cards_dir = _watched_copy(tmp_path, "get-pod", "get-node")
+    cards.cached_corpus(cards_dir)
+    (cards_dir / "get-pod.yaml").write_text("id: get-pod\nid: get-pod\n")
+    for _ in range(2):
+        with pytest.raises(CardError, match="duplicate key 'id'"):
+            cards.cached_corpus(cards_dir)
+
+
+def test_a_symlinked_card_is_compared_by_signature_on_every_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inotify on the directory cannot see an edit to a symlink's target elsewhere."""
+    from rag_k8s import cards
+
+    cards_dir = _watched_copy(tmp_path, "get-node")
+    target = tmp_path / "elsewhere" / "get-pod.yaml"
+    target.parent.mkdir()
+    shutil.copy(REPO / "cards" / "get-pod.yaml", target)
+    (cards_dir / "get-pod.yaml").symlink_to(target)
+    cards.cached_corpus(cards_dir)
+    calls = _count_signatures(monkeypatch)
+    data = yaml.safe_load(target.read_text())
+    data["description"] = "Edited through the link's target."
+    target.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert cards.cached_corpus(cards_dir).get("get-pod").description == data["description"]
+    assert calls == [cards_dir.resolve()]

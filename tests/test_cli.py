@@ -596,6 +596,31 @@ def test_console_script_exit_codes(recording_kubectl: Any, args: list[str],
     assert recording_kubectl.commands == calls
 
 
+def test_the_console_script_exits_without_teardown_yet_loses_no_output_and_no_audit_line(
+    recording_kubectl: Any,
+) -> None:
+    """rag_k8s.launch ends with os._exit after flushing: a result near the 64 KiB output cap,
+    read through a pipe, arrives whole, and the operation's audit line is on disk."""
+    big = "".join(f"pod-{i:05d}   1/1   Running   0   5m\n" for i in range(1700))
+    recording_kubectl.respond(stdout=big)
+    proc = subprocess.run([str(BIN / "rag-k8s"), "exec", *RESTART, "--json"],
+                          capture_output=True, text=True, timeout=120, env=_subprocess_env(),
+                          stdin=subprocess.DEVNULL, check=False)
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    assert (body["status"], body["execution"]["stdout"]) == ("executed", big)
+    lines = Path(os.environ["RAG_K8S_AUDIT_LOG"]).read_text().splitlines()
+    assert json.loads(lines[-1])["operation_id"] == body["operation_id"]
+
+
+def test_command_names_are_the_commands_typer_builds() -> None:
+    import typer
+
+    from rag_k8s.cli import app, command_names
+
+    assert command_names() == set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
 def test_declined_prompt_with_json_prints_only_the_result(recording_kubectl: Any) -> None:
     result = run("exec", *SCALE, "--prompt", "--json", input="n\n")
     assert result.exit_code == 4

@@ -139,7 +139,10 @@ def test_build_index_exports_the_model_once_and_reuses_it(small: Settings) -> No
     manifest = json.loads((export / "export.json").read_text())
     assert manifest["source"] == embed.source_identity()
     assert sorted(p.name for p in export.iterdir()) == [
-        "export.json", "model.onnx", "model.opt.onnx", "tokenizer.json"]
+        "export.json", "model.onnx", "model.opt.onnx", "model.opt.onnx.data", "tokenizer.json"]
+    # The optimised graph keeps its weights outside (memory-mapped at load): a few KB of graph.
+    assert (export / "model.opt.onnx").stat().st_size < 1_000_000
+    assert (export / "model.opt.onnx.data").stat().st_size > 80_000_000
     before = (export / "model.opt.onnx").stat().st_ino
 
     index.build_index(small, progress=False, force=True)  # every card again, not the model
@@ -199,10 +202,54 @@ def test_a_graph_optimised_by_another_onnxruntime_is_reoptimised_without_torch(
     assert json.loads(path.read_text())["graph_sha256"] == manifest["graph_sha256"]
 
 
+def test_an_export_whose_optimised_graph_holds_its_weights_is_reoptimised_without_torch(
+    small: Settings,
+) -> None:
+    """Exports made before the weights moved out of the graph (one 90 MB model.opt.onnx) are
+    re-optimised from model.onnx in place: the cards' vectors stay valid (same graph)."""
+    index.build_index(small, progress=False)
+    export = small.index_dir / "embedder"
+    (export / "model.opt.onnx.data").unlink()
+    assert "lacks model.opt.onnx.data" in (embed.export_problem(small.index_dir) or "")
+    out = _without_torch(
+        "from rag_k8s.retrieve import retrieve\n"
+        "print(retrieve('restart the api deployment', settings=s)[0].card_id)\n", small)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["restart-deployment"]
+    assert embed.export_problem(small.index_dir) is None
+
+
 def test_token_counts_are_the_models_own(real: tuple[Settings, Any, Any]) -> None:
     from rag_k8s.retrieve import count_tokens
 
+    settings, _, _ = real
     reference = index.embedder().tokenizer
-    for text in ["kubectl rollout restart deployment/api -n prod", "Ünïcode pods, émojis 🚀",
-                 " ".join(["word"] * 400)]:
-        assert count_tokens(text) == len(reference(text, add_special_tokens=False)["input_ids"])
+    texts = ["kubectl rollout restart deployment/api -n prod", "Ünïcode pods, émojis 🚀",
+             " ".join(["word"] * 400)]
+    # Around the embedder's truncation limit (256): below it the loaded embedder's tokenizer
+    # counts, from it the untruncated one must.
+    texts += [" ".join(["word"] * n) + " 🚀" * extra for n in (254, 255, 256, 257) for extra in (0, 1)]
+    embed.load_embedder(settings.index_dir)
+    for text in texts:
+        want = len(reference(text, add_special_tokens=False)["input_ids"])
+        assert count_tokens(text) == embed.token_count(text) == want, len(text)
+
+
+def test_prefetch_imports_numpy_on_the_calling_thread_before_its_loader_starts(
+    real: tuple[Settings, Any, Any],
+) -> None:
+    """The loader thread imports onnxruntime (and so numpy) while the caller reads the index
+    (numpy again): numpy imported by two threads at once failed with "partially initialized
+    module 'numpy._core._multiarray_umath'" in the daemon and MCP tests. prefetch() returns
+    only once numpy is whole, in a fresh process where nothing imported it before."""
+    settings, _, _ = real
+    code = ("import sys, threading\n"
+            "from pathlib import Path\n"
+            "from rag_k8s import embed\n"
+            "assert 'numpy' not in sys.modules\n"
+            f"embed.prefetch(Path({str(settings.index_dir)!r}), prepack=False)\n"
+            "np = sys.modules.get('numpy')  # whole already, not importing on the loader thread\n"
+            "print(np is not None and hasattr(np, 'ndarray'), threading.active_count() == 2)\n"
+            "embed.load_embedder(Path(" + repr(str(settings.index_dir)) + "))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (out.returncode, out.stdout.split()) == (0, ["True", "True"]), out.stderr

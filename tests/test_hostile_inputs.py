@@ -489,6 +489,30 @@ def test_policy_with_a_duplicated_namespace_key_refuses_everything(
     assert recording_kubectl.calls == []
 
 
+def test_libyaml_and_the_python_parser_read_every_card_alike_and_refuse_the_same_duplicates(
+) -> None:
+    """yamlsafe.load parses with libyaml for speed; a text it refuses is parsed again by the
+    pure-Python loader, so the error (and its line) is the same whichever parser is present."""
+    import yaml
+
+    from rag_k8s import yamlsafe
+
+    assert yaml.__with_libyaml__ and issubclass(yamlsafe._FastStrictLoader, yaml.CSafeLoader)
+    cards = sorted((Path(__file__).resolve().parents[1] / "cards").glob("*.yaml"))
+    assert len(cards) > 100
+    for path in cards:
+        text = path.read_text("utf-8")
+        assert yamlsafe.load(text) == yaml.load(text, Loader=yamlsafe.StrictSafeLoader), path
+    for text, key, line in (("a: 1\nb:\n  c: 1\n  c: 2\n", "c", 4), ("a: {x: 1, x: 2}\n", "x", 1)):
+        for loader in (yamlsafe._FastStrictLoader, yamlsafe.StrictSafeLoader):
+            with pytest.raises(yamlsafe.DuplicateKeyError) as info:
+                yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass
+            assert (info.value.key, info.value.line) == (key, line)
+    with pytest.raises(yaml.YAMLError) as bad:
+        yamlsafe.load("a: [1, 2\nb: 3\n")
+    assert "expected ',' or ']', but got" in str(bad.value)  # the Python parser's wording
+
+
 @pytest.mark.parametrize(
     ("file", "text", "problem"),
     [

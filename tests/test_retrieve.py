@@ -344,3 +344,43 @@ def test_the_noun_description_names_the_describe_intent(real_settings: Settings)
     corpus = cached_corpus(real_settings.cards_dir)
     bonus = _lexical_bonus(corpus, "the description of the api service")
     assert {corpus.cards[pos].intent for pos, b in bonus.items() if b >= 0.1} == {"describe"}
+
+
+def _ranked_reference(loaded: index_module.LoadedIndex, qvec: object, bonus: dict[int, float],
+                      k: int) -> list[tuple[float, int]]:
+    """Every card scored in plain Python: the definition `_ranked` must agree with."""
+    import numpy as np
+
+    scores = loaded.vectors @ np.asarray(qvec)[0]
+    ends = [*loaded.first_row[1:], loaded.rows]
+    out = []
+    for c, (start, end) in enumerate(zip(loaded.first_row, ends)):
+        whole = scores[start]
+        best = max(scores[start + 1:end]) if end - start > 1 else whole
+        out.append((round(float((whole + best) / 2) + bonus.get(c, 0.0), 4), c))
+    out.sort(key=lambda p: (-p[0], loaded.card_ids[p[1]]))
+    return out[:k]
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_vectorised_ranking_agrees_with_scoring_every_card_in_python(
+    real_settings: Settings, k: int
+) -> None:
+    """`_ranked` rounds and sorts only the cards within a rounding step of the k-th best; the
+    result, ties included, must be what scoring every card would give."""
+    from rag_k8s.index import embed, ensure_index
+    from rag_k8s.retrieve import _lexical_bonus, _ranked
+
+    loaded, corpus = ensure_index(real_settings)
+    queries = [q for q, _ in TOP1] + ["pods", "delete", "node", "scale the thing"]
+    for query in queries:
+        qvec = embed([query], real_settings)
+        bonus = _lexical_bonus(corpus, query)
+        assert _ranked(loaded, qvec, bonus, k, None) == _ranked_reference(
+            loaded, qvec, bonus, k), query
+        # Bonuses that pull cards level with the leader exercise the tie-break.
+        first = _ranked(loaded, qvec, {}, 1, None)[0]
+        level = {pos: round(first[0] - score, 4)
+                 for score, pos in _ranked_reference(loaded, qvec, {}, 6)[1:]}
+        assert _ranked(loaded, qvec, level, k, None) == _ranked_reference(
+            loaded, qvec, level, k), query
