@@ -509,6 +509,11 @@ class Corpus:
     def by_id(self) -> dict[str, Card]:
         return {c.id: c for c in self.cards}
 
+    @cached_property
+    def snippets(self) -> tuple[str, ...]:
+        """Each card's snippet, in card order: built once, not on every retrieval."""
+        return tuple(c.snippet() for c in self.cards)
+
     def get(self, card_id: str) -> Card:
         return self.by_id[card_id]
 

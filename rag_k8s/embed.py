@@ -381,6 +381,11 @@ def _stamp(directory: Path) -> tuple[int, int, int] | None:
     return (st.st_mtime_ns, st.st_ino, st.st_size)
 
 
+def any_loaded() -> bool:
+    """Whether this process has loaded an embedder (for any index), without a read."""
+    return bool(_LOADED)
+
+
 def cached_embedder(index_dir: Path) -> OnnxEmbedder | None:
     """The embedder already loaded for `index_dir` when its export has not changed (no reads)."""
     directory = export_dir(index_dir)

@@ -78,9 +78,10 @@ def retrieve(
         raise InvalidRequest("query", "is blank; give a query, an intent or a resource")
 
     settings = settings or Settings.resolve()
-    from .embed import prefetch
+    from . import embed as embed_module
 
-    prefetch(settings.index_dir)  # ONNX Runtime loads on a thread while the index is checked
+    if not embed_module.any_loaded():  # a warm process checks its embedder once, in embed()
+        embed_module.prefetch(settings.index_dir)  # ORT loads on a thread meanwhile
     loaded, corpus = ensure_index(settings)
     qvec = embed([text], settings)
     bonus = _lexical_bonus(corpus, text)
@@ -90,7 +91,7 @@ def retrieve(
         keep = _filter_cards(loaded, corpus, intent, kind)
     # Filters are strict: a card of another intent or kind is never offered to the planner.
     ranked = _ranked(loaded, qvec, bonus, k, keep)
-    hits = [Hit(loaded.card_ids[pos], score, corpus.cards[pos].snippet()) for score, pos in ranked]
+    hits = [Hit(loaded.card_ids[pos], score, corpus.snippets[pos]) for score, pos in ranked]
     return _within_budget(hits)
 
 
@@ -151,8 +152,8 @@ def _ranked(loaded: LoadedIndex, qvec: np.ndarray, bonus: dict[int, float], k: i
     total = loaded.rows if rows is None else len(rows)
     if total <= EXACT_ROWS:
         # Every row is scored: numpy's product is what IndexFlatIP computes, without faiss.
-        if rows is None:  # all rows: no gather copy of the vectors
-            row_ids = np.arange(loaded.rows, dtype=np.int64)
+        if rows is None:  # all rows: no gather copy of the vectors, no scatter either
+            row_ids = None
             row_scores = loaded.vectors @ qvec[0]
             cands = np.arange(len(loaded.card_ids), dtype=np.int64)
         else:
@@ -175,8 +176,11 @@ def _ranked(loaded: LoadedIndex, qvec: np.ndarray, bonus: dict[int, float], k: i
             cands = np.unique(np.concatenate([cands, np.asarray(extra, dtype=np.int64)]))
         row_ids = _card_rows(loaded, cands)
         row_scores = loaded.vectors[row_ids] @ qvec[0]
-    per_row = np.full(loaded.rows, -np.inf, dtype=np.float32)
-    per_row[row_ids[row_ids >= 0]] = row_scores[row_ids >= 0]
+    if row_ids is None:
+        per_row = row_scores  # a fresh array of every row's cosine
+    else:
+        per_row = np.full(loaded.rows, -np.inf, dtype=np.float32)
+        per_row[row_ids[row_ids >= 0]] = row_scores[row_ids >= 0]
     whole = per_row[loaded.first_row]
     per_row[loaded.first_row] = -np.inf
     best = np.maximum.reduceat(per_row, loaded.first_row)
