@@ -615,13 +615,35 @@ def _signature(cards_dir: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(found)
 
 
+_RESOLVED: dict[Path, tuple[tuple[int, int], Path]] = {}  # given path -> (dev, inode), real path
+
+
+def _resolved(cards_dir: Path) -> Path:
+    """`cards_dir.resolve()`, with one stat instead of a walk on a warm call: the path still
+    names the same directory (device and inode) it did when resolved, through any symlink.
+    A symlink re-pointed elsewhere gives another inode, and the path is resolved again."""
+    try:
+        st = os.stat(cards_dir)
+    except OSError:
+        return cards_dir.resolve()
+    ident = (st.st_dev, st.st_ino)
+    hit = _RESOLVED.get(cards_dir)
+    if hit is not None and hit[0] == ident:
+        return hit[1]
+    real = cards_dir.resolve()
+    if len(_RESOLVED) > 64:
+        _RESOLVED.clear()
+    _RESOLVED[cards_dir] = (ident, real)
+    return real
+
+
 def cached_corpus(cards_dir: Path) -> Corpus:
     """`load_corpus`, reloaded only when a card file is added, removed or changed.
 
     On Linux a directory watch answers "unchanged" in one read. Without it, every card file is
     stat-ed per call, except past BIG_CORPUS cards, where an edit in place is seen within
     RECHECK_SECONDS (a file added, removed or renamed at once)."""
-    key = cards_dir.resolve()
+    key = _resolved(cards_dir)
     hit = _CORPUS_CACHE.get(key)
     if hit is not None and WATCH.unchanged(key):  # nothing in the directory changed: one read
         return hit[1]

@@ -38,7 +38,6 @@ class DirWatch:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._inotify: inotify_simple.INotify | None = None  # type: ignore[name-defined]
-        self._pid = -1  # a forked child opens its own descriptor
         self._dirs: dict[int, Path] = {}  # watch descriptor -> directory
         self._clean: set[Path] = set()  # armed and not changed since
         self.disabled = inotify_simple is None
@@ -46,17 +45,24 @@ class DirWatch:
     def _open(self) -> inotify_simple.INotify | None:  # type: ignore[name-defined]
         if self.disabled:
             return None
-        if self._inotify is None or self._pid != os.getpid():
+        if self._inotify is None:
             try:
                 self._inotify = inotify_simple.INotify(nonblocking=True)
             except OSError as e:  # EMFILE: the user's inotify instances are used up
                 log.debug("no inotify (%s); card files are compared by stat", e)
                 self.disabled = True
                 return None
-            self._pid = os.getpid()
             self._dirs.clear()
             self._clean.clear()
         return self._inotify
+
+    def _after_fork(self) -> None:
+        """A forked child shares the parent's descriptor and would drain its events: it opens
+        its own on first use and trusts nothing it inherited."""
+        self._lock = threading.Lock()
+        self._inotify = None
+        self._dirs.clear()
+        self._clean.clear()
 
     def _drain(self, ino: inotify_simple.INotify) -> None:  # type: ignore[name-defined]
         try:
@@ -110,3 +116,5 @@ class DirWatch:
 
 
 WATCH = DirWatch()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=WATCH._after_fork)

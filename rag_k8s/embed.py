@@ -373,9 +373,16 @@ _LOADED: dict[Path, tuple[tuple[int, int, int], OnnxEmbedder]] = {}
 _LOAD_LOCK = threading.Lock()
 
 
+_MANIFEST_PATHS: dict[Path, str] = {}  # export dir -> its manifest's path, joined once
+_EXPORT_DIRS: dict[Path, Path] = {}  # index dir -> its export dir
+
+
 def _stamp(directory: Path) -> tuple[int, int, int] | None:
+    path = _MANIFEST_PATHS.get(directory)
+    if path is None:
+        path = _MANIFEST_PATHS.setdefault(directory, str(directory / MANIFEST))
     try:
-        st = (directory / MANIFEST).stat()
+        st = os.stat(path)
     except FileNotFoundError:
         return None
     return (st.st_mtime_ns, st.st_ino, st.st_size)
@@ -388,7 +395,9 @@ def any_loaded() -> bool:
 
 def cached_embedder(index_dir: Path) -> OnnxEmbedder | None:
     """The embedder already loaded for `index_dir` when its export has not changed (no reads)."""
-    directory = export_dir(index_dir)
+    directory = _EXPORT_DIRS.get(index_dir)
+    if directory is None:
+        directory = _EXPORT_DIRS.setdefault(index_dir, export_dir(index_dir))
     hit = _LOADED.get(directory)
     if hit is not None and hit[0] == _stamp(directory):
         return hit[1]

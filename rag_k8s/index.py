@@ -411,6 +411,26 @@ class LoadedIndex:
             )
         return index
 
+    @cached_property
+    def whole_first(self) -> tuple[Any, Any] | None:
+        """The rows reordered for an unfiltered exact scoring: every card's whole-card row
+        first (card order), then the other rows card by card, and where each card's other rows
+        start among them. None when a card has only its whole-card row.
+
+        One product then gives the whole-card cosines as a slice and the best other row per
+        card by one reduceat, instead of a dozen array passes (each costs ~10 µs once the
+        embedding has flushed the caches)."""
+        import numpy as np
+
+        counts = np.diff(np.append(self.first_row, self.rows))
+        if len(counts) == 0 or (counts < 2).any():
+            return None
+        others = np.setdiff1d(np.arange(self.rows, dtype=np.int64), self.first_row,
+                              assume_unique=True)
+        order = np.concatenate([self.first_row, others])
+        starts = np.concatenate(([0], np.cumsum(counts - 1)[:-1])).astype(np.int64)
+        return np.ascontiguousarray(self.vectors[order]), starts
+
     @property
     def hashes(self) -> dict[str, str]:
         return self.manifest["hashes"]  # type: ignore[no-any-return]
@@ -427,10 +447,16 @@ _LOADED: dict[Path, tuple[tuple[int, int, int], LoadedIndex]] = {}
 _LOAD_LOCK = threading.Lock()
 
 
+_MANIFEST_PATHS: dict[Path, str] = {}  # index dir -> its manifest's path, joined once
+
+
 def _manifest_mtime(index_dir: Path) -> tuple[int, int, int] | None:
     """The manifest's identity: each build renames a new file over it (new inode and mtime)."""
+    path = _MANIFEST_PATHS.get(index_dir)
+    if path is None:
+        path = _MANIFEST_PATHS.setdefault(index_dir, str(index_dir / MANIFEST))
     try:
-        st = (index_dir / MANIFEST).stat()
+        st = os.stat(path)
     except FileNotFoundError:
         return None
     return (st.st_mtime_ns, st.st_ino, st.st_size)

@@ -148,6 +148,14 @@ def _ranked(loaded: LoadedIndex, qvec: np.ndarray, bonus: dict[int, float], k: i
 
     if k <= 0 or loaded.rows == 0 or (keep is not None and not keep):
         return []
+    layout = loaded.whole_first if keep is None and loaded.rows <= EXACT_ROWS else None
+    if layout is not None:  # every card, every row: one product, one reduceat
+        vectors, starts = layout
+        scores = vectors @ qvec[0]
+        n = len(loaded.card_ids)
+        whole = scores[:n]
+        best = np.maximum.reduceat(scores[n:], starts)
+        return _best_k(loaded, np.arange(n, dtype=np.int64), whole, best, bonus, k)
     rows = None if keep is None else _card_rows(loaded, keep)
     total = loaded.rows if rows is None else len(rows)
     if total <= EXACT_ROWS:
@@ -185,7 +193,16 @@ def _ranked(loaded: LoadedIndex, qvec: np.ndarray, bonus: dict[int, float], k: i
     per_row[loaded.first_row] = -np.inf
     best = np.maximum.reduceat(per_row, loaded.first_row)
     best = np.where(np.isfinite(best), best, whole)  # a card with one row: its whole-card cosine
-    raw = ((whole[cands] + best[cands]) / 2).astype(np.float64)
+    return _best_k(loaded, cands, whole[cands], best[cands], bonus, k)
+
+
+def _best_k(loaded: LoadedIndex, cands: np.ndarray, whole: np.ndarray, best: np.ndarray,
+            bonus: dict[int, float], k: int) -> list[tuple[float, int]]:
+    """The best k (score, card position) of `cands` (sorted), whose whole-card and best other
+    cosines are given: their mean plus the bonus, rounded to 4 places, ties by card id."""
+    import numpy as np
+
+    raw = ((whole + best) / 2).astype(np.float64)
     if bonus:  # cands is sorted (an arange or np.unique): find each bonus card's place in it
         keys = np.fromiter(bonus, np.int64, len(bonus))
         at = np.minimum(np.searchsorted(cands, keys), len(cands) - 1)

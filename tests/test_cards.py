@@ -628,3 +628,23 @@ def test_a_symlinked_card_is_compared_by_signature_on_every_call(
     target.write_text(yaml.safe_dump(data, sort_keys=False))
     assert cards.cached_corpus(cards_dir).get("get-pod").description == data["description"]
     assert calls == [cards_dir.resolve()]
+
+
+def test_a_cards_symlink_pointed_elsewhere_is_followed_at_once(tmp_path: Path) -> None:
+    """`cards -> cards-v1` swapped for `cards -> cards-v2` (a common way to deploy): the next
+    call reads v2, though nothing changed inside the directory v1 that the watch follows."""
+    from rag_k8s import cards
+
+    for version, names in (("v1", ("get-pod",)), ("v2", ("get-node", "get-service"))):
+        folder = tmp_path / f"cards-{version}"
+        folder.mkdir()
+        for name in names:
+            shutil.copy(REPO / "cards" / f"{name}.yaml", folder)
+    link = tmp_path / "cards"
+    link.symlink_to(tmp_path / "cards-v1")
+    assert [c.id for c in cards.cached_corpus(link).cards] == ["get-pod"]
+    assert [c.id for c in cards.cached_corpus(link).cards] == ["get-pod"]
+    swap = tmp_path / "cards.new"
+    swap.symlink_to(tmp_path / "cards-v2")
+    swap.rename(link)  # atomic, as deploy tools do it
+    assert [c.id for c in cards.cached_corpus(link).cards] == ["get-node", "get-service"]
