@@ -189,7 +189,11 @@ def test_never_run_verbs_are_denied_with_the_command_to_run_yourself(
      'query: cannot honour "no headers": get-pod, get-pod-field-selector, get-pod-images, '
      "get-pod-labels do not take it; nothing was planned"),
     ("restart deployment api in dev if it has 3 replicas",
-     'query: cannot honour "if it": restart-deployment does not take it; nothing was planned'),
+     'params.current_replicas: cannot honour current_replicas "3": restart-deployment does not '
+     "take it; nothing was planned"),
+    ("scale worker in dev to 3 unless it has 5 replicas",
+     'query: cannot honour "unless": scale-deployment, scale-deployment-if-current, '
+     "scale-replicaset, scale-statefulset do not take it; nothing was planned"),
     ("restart deployment api in dev with 3 replicas",
      'params.replicas: cannot honour replicas "3": restart-deployment does not take it; '
      "nothing was planned"),
@@ -515,3 +519,55 @@ def test_a_value_the_model_chose_must_be_an_unread_word_of_the_request(
 
 def test_a_name_the_extractor_left_unread_may_be_the_model_s_choice() -> None:
     _check_model_values("cordon node-7", "cordon-node", {"name": "node-7"})  # no refusal
+
+
+@pytest.mark.parametrize(
+    ("query", "card_id", "slots", "field", "message"),
+    [
+        # SmolLM2 swapped two numbers between slots on the kubectl-help set; here nothing says
+        # which number is which.
+        ("scale deployment mysql in dev, it was 2, now 3", "scale-deployment",
+         {"name": "mysql", "namespace": "dev", "replicas": 3}, "params.replicas",
+         "the words give 2 numbers (2, 3) and do not say which is replicas; nothing was planned"),
+        # Where the words do say (current_replicas 2 read), a swapped value is not the words'.
+        ("if deployment mysql in dev has 2 replicas now, scale it to 3",
+         "scale-deployment-if-current",
+         {"name": "mysql", "namespace": "dev", "current_replicas": 3, "replicas": 2},
+         "params.current_replicas",
+         "the model filled current_replicas with 3, which the words do not give; nothing was "
+         "planned"),
+        ("make the worker deployment in dev bigger", "scale-deployment",
+         {"name": "worker", "namespace": "dev", "replicas": 4}, "params.replicas",
+         "the model filled replicas with 4, which the words do not give; nothing was planned"),
+    ],
+)
+def test_a_number_the_model_placed_must_be_the_words_only_unread_number(
+    query: str, card_id: str, slots: dict[str, Any], field: str, message: str
+) -> None:
+    from rag_k8s.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as caught:
+        _check_model_values(query, card_id, slots)
+    assert (caught.value.field, str(caught.value)) == (field, f"{field}: {message}")
+
+
+@pytest.mark.parametrize(("query", "argv"), [
+    # A state verb and a number after a condition word: the count it must have now.
+    ("if deployment mysql in dev has 2 replicas now, scale it to 3",
+     ["kubectl", "scale", "deployment/mysql", "--current-replicas=2", "--replicas=3", "-n", "dev"]),
+    ("scale deployment mysql in dev to 3 only if it has 2 replicas",
+     ["kubectl", "scale", "deployment/mysql", "--current-replicas=2", "--replicas=3", "-n", "dev"]),
+    ("scale api in staging from 3 to 5 replicas only if it has 3",
+     ["kubectl", "scale", "deployment/api", "--current-replicas=3", "--replicas=5", "-n",
+      "staging"]),
+    ("if web in dev runs 2 replicas make it 4",
+     ["kubectl", "scale", "deployment/web", "--current-replicas=2", "--replicas=4", "-n", "dev"]),
+])
+def test_a_count_it_must_have_now_is_current_replicas(query: str, argv: list[str]) -> None:
+    result = _plan(query)
+    assert (result["status"], result["plan"]["argv"]) == ("planned", argv)
+
+
+def test_the_one_unread_number_may_be_the_model_s_choice() -> None:
+    _check_model_values("the worker deployment in dev should run 4 copies", "scale-deployment",
+                        {"name": "worker", "namespace": "dev", "replicas": 4})  # no refusal

@@ -228,6 +228,9 @@ class Extraction:
     unread: tuple[tuple[int, int], ...] = field(default=(), compare=False)
     # True when no action word was read and `intent` is the reading a bare kind implies ("get").
     intent_implied: bool = False
+    # Condition words read as part of a slot's value ("only if it has 3" -> current_replicas):
+    # the slot stands for the condition, so a card that takes the slot honours it.
+    conditions: tuple[tuple[int, int], ...] = field(default=(), compare=False)
 
     def unread_text(self) -> list[tuple[int, str]]:
         """The parts of the text no stage read, with their offsets."""
@@ -331,6 +334,7 @@ class _Reading:
     bare_ns_form: bool = False
     tokens: list[tuple[int, int, str]] = field(default_factory=list)
     named_kinds: tuple[str, ...] = ()
+    conditions: list[tuple[int, int]] = field(default_factory=list)
 
 
 def extract(text: str) -> Extraction:
@@ -341,7 +345,8 @@ def extract(text: str) -> Extraction:
         stage(r)
     return Extraction(intent=r.intent, resource=r.resource, resource_explicit=r.explicit,
                       namespace=r.namespace, name=r.name, params=r.params, kinds=r.named_kinds,
-                      text=text, unread=r.s.unread(), intent_implied=r.implied)
+                      text=text, unread=r.s.unread(), intent_implied=r.implied,
+                      conditions=tuple(r.conditions))
 
 
 def _read_flags(r: _Reading) -> None:
@@ -741,13 +746,47 @@ def _read_values(r: _Reading) -> None:
                 break
 
 
+# A count the object must have now, inside a condition: kubectl scale --current-replicas.
+_CONDITION = r"\b(?:only\s+)?(?:if|when|provided(?:\s+that)?|as\s+long\s+as)\b"
+_STATE = (r"\b(?:has|have|having|runs?|running|is\s+(?:running|at)|currently\s+(?:has|runs?|at|is\s+at))"
+          r"\s+(?:exactly\s+|still\s+)?" + _NUM + r"(?:\s+(?:replicas?|pods?|instances?|copies))?"
+          r"(?:\s+(?:now|currently|right\s+now|at\s+the\s+moment))?(?![\w-])")
+
+
+def _read_current_replicas(r: _Reading) -> None:
+    """"only if it has 3", "if web runs 2 replicas now": a state verb and a number after a
+    condition word are the count it must have now, not the count to scale to. The condition
+    word and the state are read; what lies between (the object: "it", "deployment mysql in
+    dev") is left to the other readers. A "from N" that repeats that count is read with it."""
+    if "current_replicas" in r.params:
+        return
+    cond = r.s.first(_CONDITION)
+    if cond is None:
+        return
+    state = next((m for m in r.s.matches(_STATE) if m.start() > cond.start()), None)
+    if state is None:
+        return
+    current = _number(state.group(1))
+    r.params["current_replicas"] = current
+    r.conditions.append(cond.span())
+    r.s.take(*cond.span())
+    r.s.take(*state.span())
+    it = r.s.first(r"(?<=\s)it\b")
+    if it is not None and it.start() == cond.end() + 1:
+        r.s.take(*it.span())  # "if it has 3": the object itself
+    again = r.s.first(r"\bfrom\s+" + _NUM + r"(?![\w-])")
+    if again is not None and _number(again.group(1)) == current:
+        r.s.take(*again.span())
+
+
 def _read_replicas(r: _Reading) -> None:
     """Replicas, once the autoscale bounds and revisions are out of the way."""
     if "replicas" not in r.params:
         m = r.s.first(r"\b" + _NUM + r"\s+(?:replicas?|instances?|copies|pods?)\b")
         if m is None and r.intent == "scale":
             m = r.s.first(r"\b(?:to|down\s+to|up\s+to|=)\s*" + _NUM + r"\b") or r.s.first(
-                r"\breplicas\s+(?:to\s+|=\s*|of\s+)?" + _NUM + r"\b")
+                r"\breplicas\s+(?:to\s+|=\s*|of\s+)?" + _NUM + r"\b") or r.s.first(
+                r"\b(?:make|set|bring|take)\s+(?:it|them)\s+(?:to\s+)?" + _NUM + r"\b")
             if m is None and r.s.first(r"\bscale\s+(?:it\s+)?down\s+(?:completely|fully)\b|\bto\s+nothing\b"):
                 r.params["replicas"] = 0
         if m:
@@ -842,7 +881,7 @@ def _settle_kind(r: _Reading) -> None:
 
 
 _STAGES = (_read_flags, _read_kind_slash, _read_intent, _read_pairs, _read_shapes, _read_numbers,
-           _read_values, _read_replicas, _read_namespace, _read_kinds_and_name, _read_bare_name, _settle_kind)
+           _read_values, _read_current_replicas, _read_replicas, _read_namespace, _read_kinds_and_name, _read_bare_name, _settle_kind)
 
 
 def _norm(word: str) -> str:

@@ -431,6 +431,8 @@ def _leftovers(ex: Extraction, classes: tuple[re.Pattern[str], ...] = _ALL_PARTS
     # app=batch" gives a selector): the condition word itself still needs a card that honours it.
     if _CONDITION in classes:
         for m in _CONDITION.finditer(ex.text):
+            if any(a <= m.start() < b for a, b in ex.conditions):
+                continue  # a slot's value stands for it (current_replicas): its card honours it
             if not any(off <= m.start() < off + len(chunk) for off, chunk in ex.unread_text()):
                 parts.append((m.start(), _CONDITION, m.group(0)))
     parts.sort(key=lambda p: p[0])
@@ -630,6 +632,23 @@ def _model_values_are_the_words(request: Request, ex: Extraction, plan: Plan, ca
         if word not in unread or any(not is_candidate_name(w) for w in words if w.isalpha()):
             raise InvalidRequest(_field(slot), f"the model filled {slot} with {_quote(value)}, which "
                                  "the words do not give as a value; nothing was planned")
+    # Numbers the model placed itself: each must be a number of the words nothing else read, and
+    # it must be the only one, else which number is which slot is the model's guess ("if it has
+    # 2 replicas now, scale it to 3" planned as --current-replicas=3 --replicas=2).
+    numbers = sorted(set(re.findall(r"(?<![\w.-])\d+(?![\w.])", unread)), key=int)
+    for slot, value in plan.slots.items():
+        if slot in given or slot == "timeout" or slot not in card.placeholders or \
+                isinstance(value, bool) or not isinstance(value, int):
+            continue
+        if slot in read and _same(read[slot], value):
+            continue
+        if str(value) not in numbers:
+            raise InvalidRequest(_field(slot), f"the model filled {slot} with {value}, which the "
+                                 "words do not give; nothing was planned")
+        if len(numbers) > 1:
+            raise InvalidRequest(_field(slot), f"the words give {len(numbers)} numbers "
+                                 f"({', '.join(numbers)}) and do not say which is {slot}; "
+                                 "nothing was planned")
 
 
 def _field(slot: str) -> str:
