@@ -603,14 +603,16 @@ _CORPUS_LOCK = threading.Lock()
 def _signature(cards_dir: Path) -> tuple[tuple[str, int, int], ...]:
     """Name, mtime and size of every card file: checked whenever the directory watch cannot
     answer, so it must stay cheap (os.scandir and one stat per file: ~10 ms for 10,000 cards,
-    where pathlib took ~300). A symlinked card's size is -1: the watch cannot follow its target."""
+    where pathlib took ~300)."""
     found = []
     with os.scandir(cards_dir) as entries:
         for entry in entries:
             if entry.name.endswith(".yaml"):
                 st = entry.stat()
+                # A symlink's target, or a file hard-linked from elsewhere, changes without an
+                # event in this directory: size -1 keeps the watch off (stat on every call).
                 found.append((entry.name, st.st_mtime_ns,
-                              -1 if entry.is_symlink() else st.st_size))
+                              -1 if entry.is_symlink() or st.st_nlink > 1 else st.st_size))
     found.sort()
     return tuple(found)
 
@@ -621,16 +623,23 @@ _RESOLVED: dict[Path, tuple[tuple[int, int], Path]] = {}  # given path -> (dev, 
 def _resolved(cards_dir: Path) -> Path:
     """`cards_dir.resolve()`, with one stat instead of a walk on a warm call: the path still
     names the same directory (device and inode) it did when resolved, through any symlink.
-    A symlink re-pointed elsewhere gives another inode, and the path is resolved again."""
+
+    When it does not (a symlink re-pointed, a parent renamed and the folder made anew, the path
+    gone), the path is resolved again and the watch on it forgotten: events of the old folder
+    say nothing about the new one, so the next call compares the files themselves."""
     try:
         st = os.stat(cards_dir)
     except OSError:
-        return cards_dir.resolve()
+        real = cards_dir.resolve()
+        _RESOLVED.pop(cards_dir, None)
+        WATCH.forget(real)
+        return real
     ident = (st.st_dev, st.st_ino)
     hit = _RESOLVED.get(cards_dir)
     if hit is not None and hit[0] == ident:
         return hit[1]
     real = cards_dir.resolve()
+    WATCH.forget(real)
     if len(_RESOLVED) > 64:
         _RESOLVED.clear()
     _RESOLVED[cards_dir] = (ident, real)
@@ -644,9 +653,13 @@ def cached_corpus(cards_dir: Path) -> Corpus:
     stat-ed per call, except past BIG_CORPUS cards, where an edit in place is seen within
     RECHECK_SECONDS (a file added, removed or renamed at once)."""
     key = _resolved(cards_dir)
+    # The watch first, the cache after: a reload empties the entry before it arms the watch,
+    # so "unchanged" never pairs with a corpus read before the change.
+    if WATCH.unchanged(key):
+        hit = _CORPUS_CACHE.get(key)
+        if hit is not None:
+            return hit[1]
     hit = _CORPUS_CACHE.get(key)
-    if hit is not None and WATCH.unchanged(key):  # nothing in the directory changed: one read
-        return hit[1]
     now = time.monotonic()
     if hit is not None and len(hit[1].cards) > BIG_CORPUS:
         checked = _CHECKED.get(key)
@@ -657,19 +670,19 @@ def cached_corpus(cards_dir: Path) -> Corpus:
         if checked is not None and checked[0] == dir_mtime and now - checked[1] < RECHECK_SECONDS:
             return hit[1]
     with _CORPUS_LOCK:  # after an edit, concurrent requests reload the corpus once, not each
-        hit = _CORPUS_CACHE.get(key)
+        hit = _CORPUS_CACHE.pop(key, None)
         armed = key.is_dir() and WATCH.arm(key)  # before the read: an edit during it is an event
-        sig = _signature(key) if key.is_dir() else ()
-        if any(size == -1 for _, _, size in sig):
-            WATCH.forget(key)
-        if hit is None or hit[0] != sig:
-            try:
+        try:
+            sig = _signature(key) if key.is_dir() else ()
+            if any(size == -1 for _, _, size in sig):
+                WATCH.forget(key)
+            if hit is None or hit[0] != sig:
                 hit = (sig, load_corpus(key))
-            except BaseException:
-                if armed:
-                    WATCH.forget(key)  # a bad card is reported again on the next call
-                raise
-            _CORPUS_CACHE[key] = hit
+        except BaseException:
+            if armed:
+                WATCH.forget(key)  # a bad or vanished card is reported again on the next call
+            raise
+        _CORPUS_CACHE[key] = hit
         try:
             _CHECKED[key] = (key.stat().st_mtime_ns, now)
         except OSError:

@@ -60,6 +60,11 @@ class DirWatch:
         """A forked child shares the parent's descriptor and would drain its events: it opens
         its own on first use and trusts nothing it inherited."""
         self._lock = threading.Lock()
+        if self._inotify is not None:
+            try:
+                self._inotify.close()  # the child's copy of the parent's descriptor
+            except OSError:
+                pass
         self._inotify = None
         self._dirs.clear()
         self._clean.clear()

@@ -27,8 +27,11 @@ from .errors import ArgvError
 from .guardrails import Subject, argv_shape, no_credential_flags, restart_suggestion
 from .kubectl_argv import ParsedArgv, parse_argv
 from .policy import Decision, Policy
-from . import verbs, yamlsafe
-from .yamlsafe import DuplicateKeyError
+from . import verbs
+# The pure-Python parser for manifests, which arrive from anyone who can send a request:
+# libyaml recurses in C without a limit, and a 100 KB file of nested brackets kills the
+# process; Python's parser stops at its recursion limit with an error.
+from .yamlsafe import DuplicateKeyError, StrictSafeLoader
 from .vocab import CLUSTER_SCOPED, RISK_ORDER, base_risk, is_dns1123_label, normalize_resource
 
 if TYPE_CHECKING:
@@ -258,9 +261,11 @@ def _documents(text: str, source: str) -> list[tuple[dict[str, Any], str]]:
     try:
         # Duplicate keys refused: `namespace: dev` then `namespace: kube-system` must not be
         # read one way here and another way by kubectl.
-        docs = yamlsafe.load_all(text)
+        docs = list(yaml.load_all(text, Loader=StrictSafeLoader))  # noqa: S506 - a SafeLoader
     except DuplicateKeyError as e:
         raise ManifestError(f"{source}: {e}") from None
+    except RecursionError:
+        raise ManifestError(f"{source}: is nested too deeply to be read") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -349,7 +354,7 @@ def check_kustomization(folder: Path, seen: set[Path] | None = None) -> None:
     if path is None:
         raise ManifestError(f"{folder}: no kustomization.yaml in the folder given to -k")
     try:
-        data = yamlsafe.load(_read(path).decode("utf-8")) or {}
+        data = yaml.load(_read(path).decode("utf-8"), Loader=StrictSafeLoader) or {}  # noqa: S506
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ManifestError(f"{path}: is not valid YAML: {e}") from None
     if not isinstance(data, dict):

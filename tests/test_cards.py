@@ -648,3 +648,85 @@ def test_a_cards_symlink_pointed_elsewhere_is_followed_at_once(tmp_path: Path) -
     swap.symlink_to(tmp_path / "cards-v2")
     swap.rename(link)  # atomic, as deploy tools do it
     assert [c.id for c in cards.cached_corpus(link).cards] == ["get-node", "get-service"]
+
+
+def test_a_call_during_a_reload_waits_for_the_new_corpus_not_the_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reload arms the watch before it reads: a second caller must not pair that fresh
+    "unchanged" with the corpus from before the change (servers call this from threads)."""
+    import threading
+    import time as time_
+
+    from rag_k8s import cards
+
+    cards_dir = _watched_copy(tmp_path, "get-pod", "get-node", "get-service")
+    first = cards.cached_corpus(cards_dir)
+    real_load = cards.load_corpus
+
+    def slow_load(path: Path) -> Any:
+        time_.sleep(0.5)
+        return real_load(path)
+
+    monkeypatch.setattr(cards, "load_corpus", slow_load)
+    (cards_dir / "get-node.yaml").unlink()
+    got: dict[str, Any] = {}
+    reloading = threading.Thread(target=lambda: got.setdefault("a", cards.cached_corpus(cards_dir)))
+    reloading.start()
+    time_.sleep(0.15)  # the first caller is inside the reload now
+    got["b"] = cards.cached_corpus(cards_dir)
+    reloading.join()
+    assert got["b"] is not first
+    assert [c.id for c in got["b"].cards] == [c.id for c in got["a"].cards] == [
+        "get-pod", "get-service"]
+
+
+def test_a_cards_folder_made_anew_under_a_renamed_parent_or_gone_is_never_the_old_corpus(
+    tmp_path: Path,
+) -> None:
+    from rag_k8s import cards
+
+    base = tmp_path / "rel"
+    base.mkdir()
+    cards_dir = _watched_copy(base, "get-pod", "get-node")
+    assert len(cards.cached_corpus(cards_dir).cards) == 2
+    base.rename(tmp_path / "old")  # the watched folder moves away with its parent: no event
+    cards_dir.mkdir(parents=True)
+    shutil.copy(REPO / "cards" / "get-pod.yaml", cards_dir)
+    assert [c.id for c in cards.cached_corpus(cards_dir).cards] == ["get-pod"]
+    shutil.rmtree(base)
+    with pytest.raises(CardError, match="cards directory not found"):
+        cards.cached_corpus(cards_dir)
+
+
+def test_a_failure_after_the_watch_is_armed_is_raised_again_on_the_next_call(
+    tmp_path: Path,
+) -> None:
+    from rag_k8s import cards
+
+    cards_dir = _watched_copy(tmp_path, "get-pod", "get-node")
+    cards.cached_corpus(cards_dir)
+    (cards_dir / "zz-new.yaml").symlink_to(tmp_path / "missing.yaml")  # a dangling link
+    for _ in range(2):
+        with pytest.raises(OSError):
+            cards.cached_corpus(cards_dir)
+
+
+def test_an_edit_through_a_hard_link_elsewhere_is_seen(tmp_path: Path) -> None:
+    """inotify reports a write to the directory of the path written: a card hard-linked from
+    another folder keeps the watch off, and its edits are seen by the file comparison."""
+    import os
+
+    from rag_k8s import cards
+
+    cards_dir = _watched_copy(tmp_path, "get-pod", "get-node")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.link(cards_dir / "get-pod.yaml", elsewhere / "get-pod.yaml")
+    cards.cached_corpus(cards_dir)
+    data = yaml.safe_load((elsewhere / "get-pod.yaml").read_text())
+    data["description"] = "Edited through the other link."
+    with open(elsewhere / "get-pod.yaml", "r+") as f:  # in place: both names stay one file
+        f.write(yaml.safe_dump(data, sort_keys=False))
+        f.truncate()
+    assert cards.cached_corpus(cards_dir).get("get-pod").description == data["description"]

@@ -417,3 +417,25 @@ def test_a_key_given_twice_is_refused_not_read_one_way(tmp_path: Path,
     assert result["status"] == "denied"
     assert f"{path}: line 6: duplicate key 'namespace'" in result["decision"]["reasons"][0]
     assert recording_kubectl.calls == []
+
+
+def test_a_manifest_nested_too_deeply_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    """Manifests come from whoever sends a request. libyaml (used for the operator's own cards
+    and policy) recurses in C without a limit: 100 KB of nested brackets ended the process with
+    SIGSEGV, the whole server with it. Manifests keep the pure-Python parser, whose recursion
+    limit makes this a ManifestError in a child process that lives on."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "deep.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: "
+                    + "[" * 50000 + "]" * 50000 + "\n")
+    code = ("from rag_k8s.manifests import _documents, ManifestError\n"
+            "import sys\n"
+            "try:\n"
+            f"    _documents(open({str(path)!r}).read(), 'deep.yaml')\n"
+            "except ManifestError as e:\n"
+            "    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert (out.returncode, out.stdout.strip()) == (0, "deep.yaml: is nested too deeply to be read")
