@@ -641,3 +641,17 @@ def test_retrieve_refuses_the_query_given_twice() -> None:
     result = run("retrieve", "restart api", "--query", "restart api")
     assert result.exit_code == 2
     assert "query" in result.stderr
+
+
+@pytest.mark.parametrize(("argv", "one_shot"), [
+    (["plan", "--intent", "restart"], True), (["exec", "--", "kubectl", "get", "pods"], True),
+    (["retrieve", "pods"], True), (["-v", "restart the api deployment in prod"], True),
+    (["audit", "tail"], True), (["undo", "abc"], True), (["doctor"], True),
+    (["serve"], False), (["-v", "daemon"], False), (["mcp"], False), (["eval"], False),
+    (["bench"], False), (["build-index"], False), (["--version"], False), ([], False),
+])
+def test_only_one_shot_commands_run_without_the_garbage_collector(argv: list[str],
+                                                                   one_shot: bool) -> None:
+    from rag_k8s.launch import one_shot as is_one_shot
+
+    assert is_one_shot(argv) is one_shot
