@@ -447,19 +447,11 @@ _LOADED: dict[Path, tuple[tuple[int, int, int], LoadedIndex]] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-_MANIFEST_PATHS: dict[Path, str] = {}  # index dir -> its manifest's path, joined once
-
-
 def _manifest_mtime(index_dir: Path) -> tuple[int, int, int] | None:
     """The manifest's identity: each build renames a new file over it (new inode and mtime)."""
-    path = _MANIFEST_PATHS.get(index_dir)
-    if path is None:
-        path = _MANIFEST_PATHS.setdefault(index_dir, str(index_dir / MANIFEST))
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_ino, st.st_size)
+    from .embed import file_stamp
+
+    return file_stamp(index_dir, MANIFEST)
 
 
 def load_index(settings: Settings) -> LoadedIndex:

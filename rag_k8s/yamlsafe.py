@@ -102,10 +102,3 @@ def load(text: str) -> Any:
     except yaml.YAMLError:
         return yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 - raises the clearer error
 
-
-def load_all(text: str) -> list[Any]:
-    """Every document of a YAML stream, as `load` reads one."""
-    try:
-        return list(yaml.load_all(text, Loader=_FastStrictLoader))  # noqa: S506
-    except yaml.YAMLError:
-        return list(yaml.load_all(text, Loader=StrictSafeLoader))  # noqa: S506

@@ -184,6 +184,16 @@ def test_without_torch_a_missing_export_is_a_clear_error(small: Settings) -> Non
     assert "make build-index" in out.stderr
 
 
+def _retrieves_without_torch_and_mends_the_export(settings: Settings) -> None:
+    """A fresh process without torch retrieves the right card, and leaves a usable export."""
+    out = _without_torch(
+        "from rag_k8s.retrieve import retrieve\n"
+        "print(retrieve('restart the api deployment', settings=s)[0].card_id)\n", settings)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["restart-deployment"]
+    assert embed.export_problem(settings.index_dir) is None
+
+
 def test_a_graph_optimised_by_another_onnxruntime_is_reoptimised_without_torch(
     small: Settings,
 ) -> None:
@@ -193,12 +203,7 @@ def test_a_graph_optimised_by_another_onnxruntime_is_reoptimised_without_torch(
     path.write_text(json.dumps({**manifest, "onnxruntime": "0.0.1"}))
     assert "another onnxruntime version" in (embed.export_problem(small.index_dir) or "")
 
-    out = _without_torch(
-        "from rag_k8s.retrieve import retrieve\n"
-        "print(retrieve('restart the api deployment', settings=s)[0].card_id)\n", small)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["restart-deployment"]
-    assert embed.export_problem(small.index_dir) is None
+    _retrieves_without_torch_and_mends_the_export(small)
     assert json.loads(path.read_text())["graph_sha256"] == manifest["graph_sha256"]
 
 
@@ -211,12 +216,7 @@ def test_an_export_whose_optimised_graph_holds_its_weights_is_reoptimised_withou
     export = small.index_dir / "embedder"
     (export / "model.opt.onnx.data").unlink()
     assert "lacks model.opt.onnx.data" in (embed.export_problem(small.index_dir) or "")
-    out = _without_torch(
-        "from rag_k8s.retrieve import retrieve\n"
-        "print(retrieve('restart the api deployment', settings=s)[0].card_id)\n", small)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["restart-deployment"]
-    assert embed.export_problem(small.index_dir) is None
+    _retrieves_without_torch_and_mends_the_export(small)
 
 
 def test_token_counts_are_the_models_own(real: tuple[Settings, Any, Any]) -> None:
