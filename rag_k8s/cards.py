@@ -620,7 +620,7 @@ def _signature(cards_dir: Path) -> tuple[tuple[str, int, int], ...]:
 _RESOLVED: dict[Path, tuple[tuple[int, int], Path]] = {}  # given path -> (dev, inode), real path
 
 
-def _resolved(cards_dir: Path) -> Path:
+def resolved_dir(cards_dir: Path) -> Path:
     """`cards_dir.resolve()`, with one stat instead of a walk on a warm call: the path still
     names the same directory (device and inode) it did when resolved, through any symlink.
 
@@ -652,7 +652,7 @@ def cached_corpus(cards_dir: Path) -> Corpus:
     On Linux a directory watch answers "unchanged" in one read. Without it, every card file is
     stat-ed per call, except past BIG_CORPUS cards, where an edit in place is seen within
     RECHECK_SECONDS (a file added, removed or renamed at once)."""
-    key = _resolved(cards_dir)
+    key = resolved_dir(cards_dir)
     # The watch first, the cache after: a reload empties the entry before it arms the watch,
     # so "unchanged" never pairs with a corpus read before the change.
     if WATCH.unchanged(key):

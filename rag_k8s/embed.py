@@ -391,7 +391,7 @@ def file_stamp(directory: Path, name: str) -> tuple[int, int, int] | None:
     return (st.st_mtime_ns, st.st_ino, st.st_size)
 
 
-def _stamp(directory: Path) -> tuple[int, int, int] | None:
+def export_stamp(directory: Path) -> tuple[int, int, int] | None:
     return file_stamp(directory, MANIFEST)
 
 
@@ -406,7 +406,7 @@ def cached_embedder(index_dir: Path) -> OnnxEmbedder | None:
     if directory is None:
         directory = _EXPORT_DIRS.setdefault(index_dir, export_dir(index_dir))
     hit = _LOADED.get(directory)
-    if hit is not None and hit[0] == _stamp(directory):
+    if hit is not None and hit[0] == export_stamp(directory):
         return hit[1]
     return None
 
@@ -428,7 +428,7 @@ def load_embedder(index_dir: Path, *, prepack: bool = True) -> OnnxEmbedder:
         problem = export_problem(index_dir)
         if problem is not None:
             raise IndexError_(f"{problem}; run `make build-index` (or `rag-k8s build-index`)")
-        stamp = _stamp(directory)
+        stamp = export_stamp(directory)
         from .progress import phase
 
         with phase("loading the embedding model"):

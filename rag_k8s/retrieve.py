@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -62,7 +63,7 @@ def retrieve(
             (one, for `restart` of a `deployment`), never a card that does not fit.
         settings: defaults to `Settings.resolve()`.
     """
-    from .index import embed, ensure_index
+    from .index import query_state
 
     if isinstance(k, bool) or not isinstance(k, int) or not MIN_HITS <= k <= MAX_HITS:
         raise InvalidRequest("k", f"must be an integer from {MIN_HITS} to {MAX_HITS}, got {k!r}")
@@ -77,13 +78,9 @@ def retrieve(
     if not text:
         raise InvalidRequest("query", "is blank; give a query, an intent or a resource")
 
-    settings = settings or Settings.resolve()
-    from . import embed as embed_module
-
-    if not embed_module.any_loaded():  # a warm process checks its embedder once, in embed()
-        embed_module.prefetch(settings.index_dir)  # ORT loads on a thread meanwhile
-    loaded, corpus = ensure_index(settings)
-    qvec = embed([text], settings)
+    state = query_state(settings or Settings.resolve())
+    loaded, corpus = state.loaded, state.corpus
+    qvec = state.embedder.encode([text])
     bonus = _lexical_bonus(corpus, text)
 
     keep: list[int] | None = None
@@ -153,9 +150,12 @@ def _ranked(loaded: LoadedIndex, qvec: np.ndarray, bonus: dict[int, float], k: i
         vectors, starts = layout
         scores = vectors @ qvec[0]
         n = len(loaded.card_ids)
-        whole = scores[:n]
         best = np.maximum.reduceat(scores[n:], starts)
-        return _best_k(loaded, np.arange(n, dtype=np.int64), whole, best, bonus, k)
+        best += scores[:n]  # twice the mean, in float32 as _best_k takes it
+        doubled = best.tolist()
+        for pos, extra in bonus.items():  # positions are card positions here
+            doubled[pos] += 2 * extra
+        return _top_k(loaded, None, doubled, k, scale=0.5)
     rows = None if keep is None else _card_rows(loaded, keep)
     total = loaded.rows if rows is None else len(rows)
     if total <= EXACT_ROWS:
@@ -208,14 +208,27 @@ def _best_k(loaded: LoadedIndex, cands: np.ndarray, whole: np.ndarray, best: np.
         at = np.minimum(np.searchsorted(cands, keys), len(cands) - 1)
         hit = cands[at] == keys
         raw[at[hit]] += np.fromiter(bonus.values(), np.float64, len(bonus))[hit]
-    if len(cands) > k:
-        # Only cards within a rounding step of the k-th best can be among the best k once
-        # scores are rounded to 4 places; the rest are never rounded or sorted in Python.
-        kth = np.partition(raw, len(raw) - k)[len(raw) - k]
-        near = raw >= kth - 1e-4
-        cands, raw = cands[near], raw[near]
-    out = [(round(float(x), 4), int(c)) for x, c in zip(raw, cands)]
-    out.sort(key=lambda p: (-p[0], loaded.card_ids[p[1]]))
+    return _top_k(loaded, cands, raw.tolist(), k)
+
+
+def _top_k(loaded: LoadedIndex, cands: np.ndarray | None, scores: list[float], k: int,
+           scale: float = 1.0) -> list[tuple[float, int]]:
+    """The best k (score x `scale` rounded to 4 places, card position) of `scores` (those of
+    `cands`, or of every card position when None), ties by card id. `scale` is 1 or 0.5: a
+    power of two scales each score, sum and bound exactly, so the order and the rounded scores
+    are those of the scaled scores.
+
+    Only cards within a rounding step of the k-th best can be among the best k once scores are
+    rounded; the rest are never rounded or sorted. In plain Python over one list: a handful of
+    numpy calls on arrays this small cost more (~15 µs each once the embedding has flushed the
+    caches) than the loop."""
+    if not scores:
+        return []
+    floor = heapq.nlargest(k, scores)[-1] - 1e-4 / scale
+    places = range(len(scores)) if cands is None else cands.tolist()
+    ids = loaded.card_ids
+    out = sorted([(round(x * scale, 4), c) for x, c in zip(scores, places) if x >= floor],
+                 key=lambda p: (-p[0], ids[p[1]]))
     return out[:k]
 
 
@@ -249,6 +262,10 @@ _KIND_PHRASES = {
     "cron job": "cronjob",
 }
 _WORD_RE = re.compile(r"[a-z0-9]+")
+# A word each pattern cannot match without: the where-words, the last word of each kind phrase.
+_WHERE_WORDS = frozenset({"namespace", "ns"})
+_KIND_PHRASE_ENDS = frozenset(
+    w + s for w in ("autoscaler", "claim", "map", "set", "job") for s in ("", "s"))
 _MAX_PHRASE = 4
 
 
@@ -268,7 +285,9 @@ def _phrase_key(text: str) -> tuple[str, ...]:
 class _Lexicon:
     phrases: dict[tuple[str, ...], frozenset[int]]  # keyword or intent phrase -> card positions
     kinds: dict[str, frozenset[int]]  # canonical kind -> card positions
-    permission: tuple[tuple[str, ...], ...] = ()  # the can-i intent's phrases, stemmed
+    permission: frozenset[tuple[str, ...]] = frozenset()  # the can-i intent's phrases, stemmed
+    # The first word of every phrase of two words or more: only there is a longer match tried.
+    starts: frozenset[str] = frozenset()
 
 
 _LEXICONS: dict[int, tuple[Corpus, _Lexicon]] = {}
@@ -288,16 +307,12 @@ def _lexicon(corpus: Corpus) -> _Lexicon:
         kinds.setdefault(card.resource, set()).add(pos)
     lex = _Lexicon({k: frozenset(v) for k, v in phrases.items()},
                    {k: frozenset(v) for k, v in kinds.items()},
-                   tuple(_phrase_key(p) for p in _INTENT_PHRASES["can-i"]))
+                   frozenset(_phrase_key(p) for p in _INTENT_PHRASES["can-i"]),
+                   frozenset(k[0] for k in phrases if len(k) > 1))
     if len(_LEXICONS) > 16:
         _LEXICONS.clear()
     _LEXICONS[id(corpus)] = (corpus, lex)
     return lex
-
-
-def _contains(stems: list[str], key: tuple[str, ...]) -> bool:
-    n = len(key)
-    return any(tuple(stems[i:i + n]) == key for i in range(len(stems) - n + 1))
 
 
 def _lexical_bonus(corpus: Corpus, text: str) -> dict[int, float]:
@@ -311,23 +326,40 @@ def _lexical_bonus(corpus: Corpus, text: str) -> dict[int, float]:
     lowered = text.lower()
     words = _WORD_RE.findall(lowered)
     stems = [_stem(w) for w in words]
-    bonus: dict[int, float] = {}
+    phrases, starts = lex.phrases, lex.starts
     matched: set[int] = set()
-    for n in range(1, _MAX_PHRASE + 1):
-        for i in range(len(stems) - n + 1):
-            matched |= lex.phrases.get(tuple(stems[i:i + n]), frozenset())
-    for pos in matched:
-        bonus[pos] = KEYWORD_BONUS
+    permission = False
+    for i, first in enumerate(stems):
+        hit = phrases.get((first,))
+        if hit:
+            matched |= hit
+            permission = permission or (first,) in lex.permission
+        if first in starts:
+            for n in range(2, min(_MAX_PHRASE, len(stems) - i) + 1):
+                key = tuple(stems[i:i + n])
+                hit = phrases.get(key)
+                if hit:
+                    matched |= hit
+                    permission = permission or key in lex.permission
+    bonus = dict.fromkeys(matched, KEYWORD_BONUS)
     # A permission question ("am I permitted to create deployments"): the verb and kind it names
     # are what it asks about, not what to do, so only the can-i cards earn a bonus from them
-    # (as extraction reads "can I <verb>" as can-i before any other intent).
+    # (as extraction reads "can I <verb>" as can-i before any other intent). The can-i phrases
+    # are phrases of the can-i cards: no such card, no bonus to give.
     asking = {pos for pos in matched if corpus.cards[pos].intent == "can-i"} \
-        if any(_contains(stems, key) for key in lex.permission) else set()
+        if permission else set()
     if asking:
         return {pos: KEYWORD_BONUS + KIND_BONUS for pos in asking}
-    what = _WHERE_RE.sub(" ", lowered)
-    kinds: set[str | None] = {_KIND_PHRASES[m] for m in _KIND_PHRASES_RE.findall(what)}
-    kinds |= {normalize_resource(w) for w in _WORD_RE.findall(_KIND_PHRASES_RE.sub(" ", what))}
+    # Each pattern runs only when a word it needs is there (~5 µs a pattern, cold).
+    what, rest = lowered, words
+    if not _WHERE_WORDS.isdisjoint(words):
+        what = _WHERE_RE.sub(" ", lowered)
+        rest = _WORD_RE.findall(what)
+    kinds: set[str | None] = set()
+    if not _KIND_PHRASE_ENDS.isdisjoint(rest):
+        kinds = {_KIND_PHRASES[m] for m in _KIND_PHRASES_RE.findall(what)}
+        rest = _WORD_RE.findall(_KIND_PHRASES_RE.sub(" ", what))
+    kinds |= {normalize_resource(w) for w in rest}
     kinds.discard(None)
     if kinds:
         kinds.add("*")  # a card for any kind fits whatever kind is named, as in the filters
@@ -365,9 +397,11 @@ def _truncate(text: str, max_tokens: int) -> str:
 def _within_budget(hits: list[Hit], budget: int = SNIPPET_BUDGET) -> list[Hit]:
     """Drop the lowest hits until the snippets fit `budget` tokens (keeping two), then cut the
     longest snippets until they fit."""
-    while len(hits) > MIN_HITS and sum(count_tokens(h.snippet) for h in hits) > budget:
-        hits = hits[:-1]
     sizes = [count_tokens(h.snippet) for h in hits]
+    if sum(sizes) <= budget:  # the usual case: nothing to drop or cut
+        return hits
+    while len(hits) > MIN_HITS and sum(sizes) > budget:
+        hits, sizes = hits[:-1], sizes[:-1]
     hits = list(hits)
     for i in sorted(range(len(hits)), key=lambda i: (-sizes[i], i)):  # the longest first
         over = sum(sizes) - budget

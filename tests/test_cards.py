@@ -597,6 +597,31 @@ def test_the_directory_watch_answers_warm_calls_without_a_stat_and_sees_every_ch
     assert [c.id for c in cards.cached_corpus(cards_dir).cards] == ["get-service"]
 
 
+def test_the_watch_answers_for_several_directories_in_one_read_and_drains_a_full_queue(
+    tmp_path: Path
+) -> None:
+    from rag_k8s import dirwatch
+
+    if dirwatch.inotify_simple is None:
+        pytest.skip("no inotify on this system")
+    watch = dirwatch.DirWatch()
+    a, b, c = (tmp_path / n for n in "abc")
+    for d in (a, b, c):
+        d.mkdir()
+    assert watch.arm(a) and watch.arm(b)
+    assert watch.unchanged_all((a, b)) is True
+    assert watch.unchanged_all((a, c)) is False  # c was never armed
+    assert watch.unchanged_all(()) is False
+
+    # More events than one read holds: every one is read, so a change behind them is seen.
+    for i in range(3000):
+        (a / f"f{i}").touch()
+    (b / "late").touch()
+    assert watch.unchanged_all((a, b)) is False
+    assert watch.unchanged(b) is False and watch.unchanged(a) is False
+    assert watch.arm(a) and watch.arm(b) and watch.unchanged_all((a, b)) is True
+
+
 def test_a_card_broken_in_place_is_an_error_on_every_call_not_the_old_corpus(
     tmp_path: Path,
 ) -> None:

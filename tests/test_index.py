@@ -234,3 +234,60 @@ def test_progress_bar_goes_to_stderr(settings: Settings, capsys: pytest.CaptureF
     out, err = capsys.readouterr()
     assert out == ""
     assert "embedding 6 cards" in err
+
+
+# ------------------------------------------------------------------------ query_state (warm path)
+
+
+def test_a_warm_query_state_is_answered_by_the_watch_without_reading_the_manifests(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag_k8s import dirwatch
+
+    if dirwatch.inotify_simple is None:
+        pytest.skip("no inotify on this system: the manifests are compared instead")
+    assert index.query_state(settings).watched == ()  # it built the index: events came
+    first = index.query_state(settings)
+    assert first.watched == (settings.cards_dir.resolve(), settings.index_dir.resolve(),
+                             settings.index_dir.resolve() / "embedder")
+
+    def no_read(*_: object) -> None:
+        raise AssertionError("a warm call read a manifest")
+
+    monkeypatch.setattr(index, "_manifest_mtime", no_read)
+    monkeypatch.setattr(index, "export_stamp", no_read)
+    monkeypatch.setattr(index, "cached_corpus", no_read)
+
+    assert index.query_state(settings) is first
+
+
+@pytest.mark.parametrize("watch", [True, False], ids=["watched", "stamps"])
+def test_query_state_sees_a_rebuilt_index_an_edited_card_and_a_replaced_export(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, watch: bool
+) -> None:
+    from rag_k8s.cards import WATCH
+
+    if not watch:
+        monkeypatch.setattr(WATCH, "disabled", True)
+    index.build_index(settings, progress=False)
+    first = index.query_state(settings)
+    assert bool(first.watched) is (watch and WATCH.disabled is False)
+
+    index.build_index(settings, progress=False, force=True)  # a new manifest, renamed over
+    rebuilt = index.query_state(settings)
+    assert rebuilt.loaded is not first.loaded
+    assert rebuilt.embedder is first.embedder
+
+    edit_card(settings.cards_dir, "scale-deployment", keywords=["zebra stampede migration"])
+    edited = index.query_state(settings)
+    assert edited.corpus is not first.corpus
+    assert edited.loaded.hashes["scale-deployment"] != first.loaded.hashes["scale-deployment"]
+
+    export = settings.index_dir / "embedder" / "export.json"
+    copy = export.with_name("export.json.new")
+    shutil.copy2(export, copy)
+    copy.replace(export)  # the same export, a new file: the embedder is loaded again
+    reloaded = index.query_state(settings)
+    assert reloaded.embedder is not first.embedder
+    assert reloaded.loaded is edited.loaded
+    assert index.query_state(settings) is reloaded
