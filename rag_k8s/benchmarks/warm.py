@@ -141,24 +141,10 @@ def _cold_rows(settings: Settings) -> tuple[list[str], dict[str, float]]:
 
 
 def _warm_retrieval_rows(settings: Settings) -> list[str]:
-    from ..index import ensure_index, query_embedder
-    from ..retrieve import retrieve
+    from ._fresh import fresh_retrieval_pairs
 
-    ensure_index(settings)
-    model = query_embedder(settings)
-    for q in QUERIES:
-        model.encode([q])
-        retrieve(q, settings=settings)
-    floor: list[float] = []
-    warm: list[float] = []
-    for _ in range(RETRIEVAL_ROUNDS):
-        for q in QUERIES:
-            t0 = time.perf_counter()
-            model.encode([q])
-            floor.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            retrieve(q, settings=settings)
-            warm.append(time.perf_counter() - t0)
+    floor, warm = fresh_retrieval_pairs(str(settings.home), str(settings.cards_dir), QUERIES,
+                                        RETRIEVAL_ROUNDS)
     f50, w50 = _median(floor) * 1000, _median(warm) * 1000
     return [
         f"| warm `retrieve()` p50, {len(QUERIES)} queries x {RETRIEVAL_ROUNDS} | {w50:.1f} ms | - | "
