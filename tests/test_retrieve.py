@@ -384,3 +384,15 @@ def test_vectorised_ranking_agrees_with_scoring_every_card_in_python(
                  for score, pos in _ranked_reference(loaded, qvec, {}, 6)[1:]}
         assert _ranked(loaded, qvec, level, k, None) == _ranked_reference(
             loaded, qvec, level, k), query
+
+
+def test_the_benchmarks_fresh_process_times_each_query_both_ways(real_settings: Settings) -> None:
+    """The warm-retrieval benchmark's measurement, run for real in its own interpreter."""
+    from rag_k8s.benchmarks._fresh import fresh_retrieval_pairs
+
+    index_module.ensure_index(real_settings)
+    floor, warm = fresh_retrieval_pairs(str(real_settings.home), str(real_settings.cards_dir),
+                                        ["restart the api deployment in prod", "drain node-3"], 2)
+
+    assert len(floor) == len(warm) == 4
+    assert all(0 < s < 5 for s in floor + warm)
