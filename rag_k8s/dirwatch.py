@@ -38,7 +38,12 @@ _READ_SIZE = 1 << 16
 
 
 class DirWatch:
-    """Directories armed once, then answered `unchanged()` until an event arrives for them."""
+    """Directories armed once, then answered `unchanged()` until an event arrives for them.
+
+    `unchanged()` says "nothing since the last arm", and anyone may arm again after reading.
+    A caller that holds what it read across calls asks `snapshot()` instead: a count of every
+    event per directory, which no arm resets, so another reader's re-arm cannot vouch for it.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -46,6 +51,8 @@ class DirWatch:
         self._poll: select.poll | None = None
         self._dirs: dict[int, Path] = {}  # watch descriptor -> directory
         self._clean: set[Path] = set()  # armed and not changed since
+        self._events: dict[Path, int] = {}  # events (and forgets) seen per directory, ever
+        self._epoch = 0  # raised whenever events may have been lost: every count is void
         self.disabled = inotify_simple is None
 
     def _open(self) -> inotify_simple.INotify | None:  # type: ignore[name-defined]
@@ -62,6 +69,7 @@ class DirWatch:
                 return None
             self._dirs.clear()
             self._clean.clear()
+            self._epoch += 1
         return self._inotify
 
     def _after_fork(self) -> None:
@@ -76,6 +84,7 @@ class DirWatch:
         self._inotify = None
         self._dirs.clear()
         self._clean.clear()
+        self._epoch += 1
 
     def _drain(self, ino: inotify_simple.INotify) -> None:  # type: ignore[name-defined]
         # With no event, one poll; else reads until the descriptor is empty (BlockingIOError).
@@ -95,34 +104,36 @@ class DirWatch:
             events.extend(inotify_simple.parse_events(data))
         if events is None:  # an unreadable queue: trust nothing
             self._clean.clear()
+            self._epoch += 1
             return
         for ev in events:
             if ev.wd == -1:  # the queue overflowed: events were lost
                 self._clean.clear()
+                self._epoch += 1
                 continue
             where = self._dirs.get(ev.wd)
             if where is not None:
                 self._clean.discard(where)
+                self._events[where] = self._events.get(where, 0) + 1
             if ev.mask & inotify_simple.flags.IGNORED:  # the watch is gone (directory removed)
                 self._dirs.pop(ev.wd, None)
 
     def unchanged(self, directory: Path) -> bool:
         """True when `directory` was armed and nothing in it changed since."""
-        with self._lock:
-            ino = self._open()
-            if ino is None or directory not in self._clean:
-                return False
-            self._drain(ino)
-            return directory in self._clean
+        return self.snapshot((directory,)) is not None
 
-    def unchanged_all(self, directories: tuple[Path, ...]) -> bool:
-        """`unchanged` for several directories at once, in one read."""
+    def snapshot(self, directories: tuple[Path, ...]) -> tuple[int, ...] | None:
+        """A token that stays equal while no event arrives for any of `directories` (one poll);
+        None when one of them is not armed and unchanged. Take it after arming and before
+        reading, and again after: equal tokens mean nothing changed in between."""
         with self._lock:
             ino = self._open()
-            if ino is None or not directories or not self._clean.issuperset(directories):
-                return False
+            if ino is None or not directories:
+                return None
             self._drain(ino)
-            return self._clean.issuperset(directories)
+            if not self._clean.issuperset(directories):
+                return None
+            return (self._epoch, *(self._events.get(d, 0) for d in directories))
 
     def arm(self, directory: Path) -> bool:
         """Watch `directory` from now on; call it *before* reading what it holds, so a change
@@ -146,6 +157,7 @@ class DirWatch:
         """Stop answering for `directory` (it holds something inotify cannot follow)."""
         with self._lock:
             self._clean.discard(directory)
+            self._events[directory] = self._events.get(directory, 0) + 1
 
 
 WATCH = DirWatch()

@@ -101,7 +101,6 @@ def reference_embed(texts: Sequence[str]) -> np.ndarray:
 
 def query_embedder(settings: Settings | None = None) -> OnnxEmbedder:
     """The ONNX embedder of `settings`' index (no torch); raises IndexError_ when not exported."""
-
     settings = settings or Settings.resolve()
     return load_embedder(settings.index_dir)
 
@@ -344,7 +343,6 @@ def build_index(settings: Settings, *, progress: bool = True, force: bool = Fals
 
 def _ensure_export(settings: Settings, progress: bool) -> dict[str, Any]:
     """The ONNX export of the model in the index directory, made (torch) once per model."""
-
     if not progress:
         return ensure_export(settings.index_dir)
     from rich.console import Console
@@ -449,7 +447,6 @@ _LOAD_LOCK = threading.Lock()
 
 def _manifest_mtime(index_dir: Path) -> tuple[int, int, int] | None:
     """The manifest's identity: each build renames a new file over it (new inode and mtime)."""
-
     return file_stamp(index_dir, MANIFEST)
 
 
@@ -521,7 +518,6 @@ def stale_reason(loaded: LoadedIndex | None, corpus: Corpus) -> str | None:
 
 def _export_reason(loaded: LoadedIndex) -> str | None:
     """Why the ONNX export cannot embed queries for this index (None when it can)."""
-
     problem = export_problem(loaded.path)
     if problem is not None:
         return problem
@@ -565,13 +561,13 @@ def ensure_index(settings: Settings) -> tuple[LoadedIndex, Corpus]:
 @dataclass(frozen=True)
 class QueryState:
     """What a query reads, found fresh together: the corpus, its index and the embedder."""
-
     corpus: Corpus
     loaded: LoadedIndex
     embedder: OnnxEmbedder
-    # The cards, index and export directories, all watched and unchanged since they were read;
-    # () where one cannot be watched, and the manifests' stamps are compared instead.
-    watched: tuple[Path, ...]
+    watched: tuple[Path, Path, Path]  # the cards, index and export folders (resolved)
+    # The watch's token for them, taken before the reads and unchanged after; None where a
+    # folder cannot be watched, and the manifests' stamps and the corpus are compared instead.
+    token: tuple[int, ...] | None
     stamps: tuple[Any, Any]
 
 
@@ -579,42 +575,49 @@ _STATES: dict[tuple[Path, Path], QueryState] = {}
 
 
 def query_state(settings: Settings) -> QueryState:
-    """`ensure_index` and `query_embedder` in one, checked on a warm call by one stat (the cards
-    path still names the same folder) and one read of the directory watch.
+    """`ensure_index` and `query_embedder` in one, checked on a warm call by two stats (the cards
+    and index paths still name the same folders) and one poll of the directory watch.
 
     Each layer checked on its own costs ~20 µs once the embedding has flushed the caches, a
     third of retrieval's whole overhead over the embedding; a change to any of the three
-    directories (an edited card, a rebuilt index or export) still sends the call the slow way."""
-
+    folders (an edited card, a rebuilt index or export) sends the call the slow way, even when
+    another reader has already reloaded and watched again (the token counts every event)."""
     key = (settings.cards_dir, settings.index_dir)
     state = _STATES.get(key)
     if state is not None:
-        if state.watched:
-            if resolved_dir(settings.cards_dir) == state.watched[0] \
-                    and WATCH.unchanged_all(state.watched):
+        if state.token is not None:
+            if (resolved_dir(settings.cards_dir) == state.watched[0]
+                    and resolved_dir(settings.index_dir) == state.watched[1]
+                    and WATCH.snapshot(state.watched) == state.token):
                 return state
         elif (cached_corpus(settings.cards_dir) is state.corpus
-              and state.stamps == (_manifest_mtime(settings.index_dir),
-                                   export_stamp(export_dir(settings.index_dir)))):
+              and state.stamps == _stamps(settings)):
             return state
-    # Armed before anything is read, so a change during the reads is an event.
-    index_real = settings.index_dir.resolve()
-    armed = WATCH.arm(index_real) and WATCH.arm(export_dir(index_real))
-    stamps = (_manifest_mtime(settings.index_dir),
-              export_stamp(export_dir(settings.index_dir)))
+    _STATES.pop(key, None)  # a failure below leaves nothing to answer from
     if not any_loaded():  # ORT loads on a thread while the cards and the index load
         prefetch(settings.index_dir)
-    loaded, corpus = ensure_index(settings)
-    embedder = query_embedder(settings)
-    cards_real = resolved_dir(settings.cards_dir)
-    watched = (cards_real, index_real, export_dir(index_real))
-    if not (armed and WATCH.unchanged_all(watched)):
-        watched = ()
-    state = QueryState(corpus, loaded, embedder, watched, stamps)
+    for _attempt in (1, 2):  # again once when something changed during the reads
+        index_real = resolved_dir(settings.index_dir)
+        watched = (resolved_dir(settings.cards_dir), index_real, export_dir(index_real))
+        WATCH.arm(index_real)
+        WATCH.arm(watched[2])
+        cached_corpus(settings.cards_dir)  # watches the cards folder when it can, then reads
+        token = WATCH.snapshot(watched)  # before the reads it vouches for
+        stamps = _stamps(settings)
+        loaded, corpus = ensure_index(settings)
+        embedder = query_embedder(settings)
+        if token is None or WATCH.snapshot(watched) == token:
+            break  # unwatchable (stamps from now on), or nothing changed
+        token = None
+    state = QueryState(corpus, loaded, embedder, watched, token, stamps)
     if len(_STATES) > 16:
         _STATES.clear()
     _STATES[key] = state
     return state
+
+
+def _stamps(settings: Settings) -> tuple[Any, Any]:
+    return (_manifest_mtime(settings.index_dir), export_stamp(export_dir(settings.index_dir)))
 
 
 def index_status(settings: Settings) -> dict[str, Any]:

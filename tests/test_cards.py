@@ -597,7 +597,7 @@ def test_the_directory_watch_answers_warm_calls_without_a_stat_and_sees_every_ch
     assert [c.id for c in cards.cached_corpus(cards_dir).cards] == ["get-service"]
 
 
-def test_the_watch_answers_for_several_directories_in_one_read_and_drains_a_full_queue(
+def test_a_watch_snapshot_counts_every_event_so_another_readers_re_arm_cannot_vouch(
     tmp_path: Path
 ) -> None:
     from rag_k8s import dirwatch
@@ -609,17 +609,38 @@ def test_the_watch_answers_for_several_directories_in_one_read_and_drains_a_full
     for d in (a, b, c):
         d.mkdir()
     assert watch.arm(a) and watch.arm(b)
-    assert watch.unchanged_all((a, b)) is True
-    assert watch.unchanged_all((a, c)) is False  # c was never armed
-    assert watch.unchanged_all(()) is False
+    token = watch.snapshot((a, b))
+    assert token is not None and watch.snapshot((a, b)) == token
+    assert watch.snapshot((a, c)) is None  # c was never armed
+    assert watch.snapshot(()) is None
 
+    (a / "edited").touch()
+    assert watch.unchanged(a) is False and watch.arm(a)  # another reader reloads, re-arms
+    assert watch.unchanged(a) is True
+    again = watch.snapshot((a, b))
+    assert again is not None and again != token  # the event still counts for the old reads
+
+    watch.forget(b)  # b holds what inotify cannot follow
+    assert watch.snapshot((a, b)) is None
+    assert watch.arm(b) and watch.snapshot((a, b)) not in (None, token, again)
+
+
+def test_the_watch_drains_a_full_queue_so_a_change_behind_it_is_seen(tmp_path: Path) -> None:
+    from rag_k8s import dirwatch
+
+    if dirwatch.inotify_simple is None:
+        pytest.skip("no inotify on this system")
+    watch = dirwatch.DirWatch()
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    assert watch.arm(a) and watch.arm(b)
     # More events than one read holds: every one is read, so a change behind them is seen.
     for i in range(3000):
         (a / f"f{i}").touch()
     (b / "late").touch()
-    assert watch.unchanged_all((a, b)) is False
-    assert watch.unchanged(b) is False and watch.unchanged(a) is False
-    assert watch.arm(a) and watch.arm(b) and watch.unchanged_all((a, b)) is True
+    assert watch.unchanged(b) is False
+    assert watch.arm(b) and watch.unchanged(b) is True
 
 
 def test_a_card_broken_in_place_is_an_error_on_every_call_not_the_old_corpus(

@@ -97,21 +97,22 @@ def test_top1_on_the_eval_set_is_the_same_as_with_sentence_transformers(
     assert compared >= 50
 
 
-def test_a_free_text_plan_in_a_fresh_process_imports_neither_torch_nor_sentence_transformers(
+def test_a_free_text_plan_in_a_fresh_process_imports_no_torch_faiss_or_numpy_ma(
     real: tuple[Settings, Any, Any],
 ) -> None:
+    """Nor faiss (165 cards are scored by numpy) nor numpy.ma (np.unique's first call)."""
     code = (
         "import json, sys, traceback\n"
-        "class Tell:  # names whoever imports torch, for the failure message\n"
+        "class Tell:  # names whoever imports them, for the failure message\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name in ('torch', 'sentence_transformers'):\n"
+        "        if name in ('torch', 'sentence_transformers', 'faiss', 'numpy.ma'):\n"
         "            traceback.print_stack()\n"
         "        return None\n"
         "sys.meta_path.insert(0, Tell())\n"
         "from rag_k8s import tool\n"
         "r = tool.plan({'query': 'restart the api deployment in prod'})\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('torch', 'sentence_transformers', 'transformers'))\n"
+        "('torch', 'sentence_transformers', 'transformers', 'faiss') or m == 'numpy.ma')\n"
         "print(json.dumps({'status': r['status'], 'command': (r['plan'] or {}).get('command'),"
         " 'heavy': heavy}))\n"
     )

@@ -239,17 +239,22 @@ def test_progress_bar_goes_to_stderr(settings: Settings, capsys: pytest.CaptureF
 # ------------------------------------------------------------------------ query_state (warm path)
 
 
-def test_a_warm_query_state_is_answered_by_the_watch_without_reading_the_manifests(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _needs_inotify() -> None:
     from rag_k8s import dirwatch
 
     if dirwatch.inotify_simple is None:
         pytest.skip("no inotify on this system: the manifests are compared instead")
-    assert index.query_state(settings).watched == ()  # it built the index: events came
+
+
+def test_a_warm_query_state_is_answered_by_the_watch_without_reading_the_manifests(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _needs_inotify()
+    assert index.query_state(settings).token is None  # it built the index: events came
     first = index.query_state(settings)
     assert first.watched == (settings.cards_dir.resolve(), settings.index_dir.resolve(),
                              settings.index_dir.resolve() / "embedder")
+    assert first.token is not None
 
     def no_read(*_: object) -> None:
         raise AssertionError("a warm call read a manifest")
@@ -271,7 +276,7 @@ def test_query_state_sees_a_rebuilt_index_an_edited_card_and_a_replaced_export(
         monkeypatch.setattr(WATCH, "disabled", True)
     index.build_index(settings, progress=False)
     first = index.query_state(settings)
-    assert bool(first.watched) is (watch and WATCH.disabled is False)
+    assert (first.token is not None) is (watch and WATCH.disabled is False)
 
     index.build_index(settings, progress=False, force=True)  # a new manifest, renamed over
     rebuilt = index.query_state(settings)
@@ -291,3 +296,65 @@ def test_query_state_sees_a_rebuilt_index_an_edited_card_and_a_replaced_export(
     assert reloaded.embedder is not first.embedder
     assert reloaded.loaded is edited.loaded
     assert index.query_state(settings) is reloaded
+
+
+def test_a_card_change_another_caller_already_reloaded_still_renews_the_query_state(
+    settings: Settings
+) -> None:
+    """The pipeline loads the corpus (watching the folder again) before it retrieves: the
+    retrieval must not take that fresh watch as proof that its own state is current."""
+    _needs_inotify()
+    from rag_k8s.cards import cached_corpus
+
+    index.query_state(settings)  # builds the index
+    first = index.query_state(settings)
+    assert first.token is not None and "drain-node" in first.loaded.card_ids
+    (settings.cards_dir / "drain-node.yaml").unlink()
+    assert "drain-node" not in [c.id for c in cached_corpus(settings.cards_dir)]
+
+    state = index.query_state(settings)
+    assert state is not first
+    assert "drain-node" not in state.loaded.card_ids
+    assert "drain-node" not in [h.card_id for h in retrieve("drain node-3", settings=settings)]
+
+
+def test_a_query_state_that_failed_fails_again_instead_of_answering_from_before(
+    settings: Settings
+) -> None:
+    index.query_state(settings)  # builds the index
+    index.query_state(settings)  # watched from here on, where inotify is
+    manifest = settings.index_dir / "embedder" / "export.json"
+    data = json.loads(manifest.read_text())
+    data["onnxruntime"] = "0.0.1"  # an export made by another onnxruntime: re-optimised
+    bad = manifest.with_name("export.json.bad")
+    bad.write_text(json.dumps(data))
+    bad.replace(manifest)
+    (settings.index_dir / "embedder" / "model.opt.onnx").write_bytes(b"not a graph")
+
+    for _ in range(2):
+        with pytest.raises(IndexError_):
+            index.query_state(settings)
+
+
+def test_an_index_path_pointed_at_another_index_is_followed(tmp_path: Path, cards_copy: Path) -> None:
+    """The index path is a symlink re-pointed at another built index: no event reaches the
+    folder first watched, so the warm check also compares what the path names."""
+    _needs_inotify()
+    built = [Settings.resolve(home=tmp_path / f"home-{n}", cards_dir=cards_copy) for n in "ab"]
+    for other in built:
+        index.build_index(other, progress=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "index").symlink_to(built[0].index_dir)
+    settings = Settings.resolve(home=home, cards_dir=cards_copy)
+
+    first = index.query_state(settings)
+    assert first.watched[1] == built[0].index_dir.resolve()
+    assert index.query_state(settings) is first
+    (home / "index").unlink()
+    (home / "index").symlink_to(built[1].index_dir)
+
+    again = index.query_state(settings)
+    assert again.watched[1] == built[1].index_dir.resolve()
+    assert again.loaded is not first.loaded
+    assert again.loaded.manifest["built_at"] == index.load_index(built[1]).manifest["built_at"]

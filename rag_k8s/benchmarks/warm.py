@@ -14,9 +14,7 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 from ..config import Settings
 
