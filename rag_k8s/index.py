@@ -586,8 +586,9 @@ def query_state(settings: Settings) -> QueryState:
     state = _STATES.get(key)
     if state is not None:
         if state.token is not None:
-            if (resolved_dir(settings.cards_dir) == state.watched[0]
-                    and resolved_dir(settings.index_dir) == state.watched[1]
+            # `is`: resolved_dir hands back the Path it resolved until the identity changes.
+            if (resolved_dir(settings.cards_dir) is state.watched[0]
+                    and resolved_dir(settings.index_dir) is state.watched[1]
                     and WATCH.snapshot(state.watched) == state.token):
                 return state
         elif (cached_corpus(settings.cards_dir) is state.corpus

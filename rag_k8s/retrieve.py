@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .errors import InvalidRequest
-from .vocab import INTENTS, normalize_resource
+from .vocab import INTENTS, KIND_OF_ALIAS, normalize_resource
 
 if TYPE_CHECKING:
     import numpy as np
@@ -271,12 +271,20 @@ _KIND_PHRASE_ENDS = frozenset(
 _MAX_PHRASE = 4
 
 
+_STEMS: dict[str, str] = {}  # word -> stem, for the words seen (a query's words recur)
+
+
 def _stem(word: str) -> str:
     """A light stemmer, enough for "keeps crashing" to meet "keep crash"."""
+    stem = word
     for suffix, floor in (("ing", 5), ("ed", 4), ("es", 5), ("s", 4)):
         if word.endswith(suffix) and len(word) >= floor and not word.endswith("ss"):
-            return word[: -len(suffix)]
-    return word
+            stem = word[: -len(suffix)]
+            break
+    if len(_STEMS) > 8192:
+        _STEMS.clear()
+    _STEMS[word] = stem
+    return stem
 
 
 def _phrase_key(text: str) -> tuple[str, ...]:
@@ -327,7 +335,7 @@ def _lexical_bonus(corpus: Corpus, text: str) -> dict[int, float]:
     lex = _lexicon(corpus)
     lowered = text.lower()
     words = _WORD_RE.findall(lowered)
-    stems = [_stem(w) for w in words]
+    stems = [_STEMS.get(w) or _stem(w) for w in words]
     phrases, starts = lex.phrases, lex.starts
     matched: set[int] = set()
     permission = False
@@ -361,7 +369,7 @@ def _lexical_bonus(corpus: Corpus, text: str) -> dict[int, float]:
     if not _KIND_PHRASE_ENDS.isdisjoint(rest):
         kinds = {_KIND_PHRASES[m] for m in _KIND_PHRASES_RE.findall(what)}
         rest = _WORD_RE.findall(_KIND_PHRASES_RE.sub(" ", what))
-    kinds |= {normalize_resource(w) for w in rest}
+    kinds |= {KIND_OF_ALIAS.get(w) for w in rest}  # the words are lower-case already
     kinds.discard(None)
     if kinds:
         kinds.add("*")  # a card for any kind fits whatever kind is named, as in the filters
