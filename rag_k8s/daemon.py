@@ -269,10 +269,9 @@ def _stop_kubectl_when_client_leaves(conn: socket.socket, future: Any,
 def preload_models(settings: Settings) -> str | None:
     """Load the index, the ONNX embedder and, when the planner may use one and it is on this
     machine, the MLX model; returns the model's key (None without one)."""
-    from .index import ensure_index, query_embedder
+    from .index import query_state
 
-    ensure_index(settings)
-    query_embedder(settings)
+    query_state(settings)  # what a request reads, watched: its first retrieval is warm
     if settings.planner == "template":
         return None
     from .planner import mlx as mlx_planner

@@ -5,11 +5,12 @@ from __future__ import annotations
 import heapq
 import re
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .errors import InvalidRequest
-from .vocab import INTENTS, KIND_OF_ALIAS, normalize_resource
+from .vocab import INTENTS, normalize_resource
 
 if TYPE_CHECKING:
     import numpy as np
@@ -155,7 +156,7 @@ def _ranked(loaded: LoadedIndex, qvec: np.ndarray, bonus: dict[int, float], k: i
         doubled = best.tolist()
         for pos, extra in bonus.items():  # positions are card positions here
             doubled[pos] += 2 * extra
-        return _top_k(loaded, None, doubled, k, scale=0.5)
+        return _top_k(loaded, None, doubled, k)
     rows = None if keep is None else _card_rows(loaded, keep)
     total = loaded.rows if rows is None else len(rows)
     if total <= EXACT_ROWS:
@@ -204,32 +205,31 @@ def _best_k(loaded: LoadedIndex, cands: np.ndarray, whole: np.ndarray, best: np.
     cosines are given: their mean plus the bonus, rounded to 4 places, ties by card id."""
     import numpy as np
 
-    raw = ((whole + best) / 2).astype(np.float64)
+    doubled = (whole + best).astype(np.float64)  # twice the mean (the float32 sum, exactly)
     if bonus:  # cands is sorted (an arange or np.unique): find each bonus card's place in it
         keys = np.fromiter(bonus, np.int64, len(bonus))
         at = np.minimum(np.searchsorted(cands, keys), len(cands) - 1)
         hit = cands[at] == keys
-        raw[at[hit]] += np.fromiter(bonus.values(), np.float64, len(bonus))[hit]
-    return _top_k(loaded, cands, raw.tolist(), k)
+        doubled[at[hit]] += 2 * np.fromiter(bonus.values(), np.float64, len(bonus))[hit]
+    return _top_k(loaded, cands, doubled.tolist(), k)
 
 
-def _top_k(loaded: LoadedIndex, cands: np.ndarray | None, scores: list[float], k: int,
-           scale: float = 1.0) -> list[tuple[float, int]]:
-    """The best k (score x `scale` rounded to 4 places, card position) of `scores` (those of
-    `cands`, or of every card position when None), ties by card id. `scale` is 1 or 0.5: a
-    power of two scales each score, sum and bound exactly, so the order and the rounded scores
-    are those of the scaled scores.
+def _top_k(loaded: LoadedIndex, cands: np.ndarray | None, doubled: list[float],
+           k: int) -> list[tuple[float, int]]:
+    """The best k (score rounded to 4 places, card position) of `doubled`, twice the scores of
+    `cands` (or of every card position when None), ties by card id. Halving is exact, so the
+    order, the bound and the rounded scores are those of the scores themselves.
 
     Only cards within a rounding step of the k-th best can be among the best k once scores are
     rounded; the rest are never rounded or sorted. In plain Python over one list: a handful of
     numpy calls on arrays this small cost more (~15 µs each once the embedding has flushed the
     caches) than the loop."""
-    if not scores:
+    if not doubled:
         return []
-    floor = heapq.nlargest(k, scores)[-1] - 1e-4 / scale
-    places = range(len(scores)) if cands is None else cands.tolist()
+    floor = heapq.nlargest(k, doubled)[-1] - 2e-4
+    places = range(len(doubled)) if cands is None else cands.tolist()
     ids = loaded.card_ids
-    out = sorted([(round(x * scale, 4), c) for x, c in zip(scores, places) if x >= floor],
+    out = sorted([(round(x * 0.5, 4), c) for x, c in zip(doubled, places) if x >= floor],
                  key=lambda p: (-p[0], ids[p[1]]))
     return out[:k]
 
@@ -271,20 +271,13 @@ _KIND_PHRASE_ENDS = frozenset(
 _MAX_PHRASE = 4
 
 
-_STEMS: dict[str, str] = {}  # word -> stem, for the words seen (a query's words recur)
-
-
+@lru_cache(maxsize=8192)  # a query's words recur; a cached stem is one C call
 def _stem(word: str) -> str:
     """A light stemmer, enough for "keeps crashing" to meet "keep crash"."""
-    stem = word
     for suffix, floor in (("ing", 5), ("ed", 4), ("es", 5), ("s", 4)):
         if word.endswith(suffix) and len(word) >= floor and not word.endswith("ss"):
-            stem = word[: -len(suffix)]
-            break
-    if len(_STEMS) > 8192:
-        _STEMS.clear()
-    _STEMS[word] = stem
-    return stem
+            return word[: -len(suffix)]
+    return word
 
 
 def _phrase_key(text: str) -> tuple[str, ...]:
@@ -335,7 +328,7 @@ def _lexical_bonus(corpus: Corpus, text: str) -> dict[int, float]:
     lex = _lexicon(corpus)
     lowered = text.lower()
     words = _WORD_RE.findall(lowered)
-    stems = [_STEMS.get(w) or _stem(w) for w in words]
+    stems = [_stem(w) for w in words]
     phrases, starts = lex.phrases, lex.starts
     matched: set[int] = set()
     permission = False
@@ -369,7 +362,7 @@ def _lexical_bonus(corpus: Corpus, text: str) -> dict[int, float]:
     if not _KIND_PHRASE_ENDS.isdisjoint(rest):
         kinds = {_KIND_PHRASES[m] for m in _KIND_PHRASES_RE.findall(what)}
         rest = _WORD_RE.findall(_KIND_PHRASES_RE.sub(" ", what))
-    kinds |= {KIND_OF_ALIAS.get(w) for w in rest}  # the words are lower-case already
+    kinds |= {normalize_resource(w) for w in rest}
     kinds.discard(None)
     if kinds:
         kinds.add("*")  # a card for any kind fits whatever kind is named, as in the filters

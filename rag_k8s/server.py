@@ -140,10 +140,9 @@ class ServerState:
 
     def preload(self) -> None:
         """Load the embedder and, when one is available locally, the MLX model."""
-        from .index import ensure_index, query_embedder
+        from .index import query_state
 
-        ensure_index(self.settings)
-        query_embedder(self.settings)  # the ONNX query embedder (daemon.py); no torch
+        query_state(self.settings)  # the index, the cards and the ONNX embedder; no torch
         self.embedder_loaded = True
         from .planner import mlx as mlx_planner
 

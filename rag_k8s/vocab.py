@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Literal
 
 # CONTRACT §3. `undo` runs the recorded inverse of an earlier operation (it has no card).
@@ -80,8 +78,6 @@ _ALIAS_TO_KIND: dict[str, str] = {k: k for k in RESOURCE_ALIASES}
 for _kind, _aliases in RESOURCE_ALIASES.items():
     for _a in _aliases:
         _ALIAS_TO_KIND[_a] = _kind
-# Lower-case alias (or kind) -> kind, for callers whose words are already lower-case and bare.
-KIND_OF_ALIAS: Mapping[str, str] = MappingProxyType(_ALIAS_TO_KIND)
 
 # `kubectl get all`: the kinds of the `all` category that are in RESOURCES (never secrets or
 # configmaps); `all` is accepted by `get` only, and judged kind by kind.
