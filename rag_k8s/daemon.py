@@ -435,12 +435,13 @@ def _rebuilt_error(info: dict[str, Any]) -> RagK8sError:
     return err
 
 
-def _use_socket() -> bool:
+def use_socket() -> bool:
+    """Whether the CLI tries the warm server at all (RAG_K8S_NO_SOCKET=1: never)."""
     return os.environ.get("RAG_K8S_NO_SOCKET", "") not in ("1", "true", "yes")
 
 
 def _try(settings: Settings, op: str, side_effects: bool, **args: Any) -> tuple[bool, Any]:
-    if not _use_socket():
+    if not use_socket():
         return False, None
     try:
         return True, request(settings, op, side_effects=side_effects, **args)

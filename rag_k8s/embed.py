@@ -82,6 +82,12 @@ def source_identity() -> dict[str, Any]:
 
 
 def _ort_version() -> str:
+    if "onnxruntime" not in sys.modules:  # a query worker has imported it: ask, do not import
+        from .embed_worker import ort_version
+
+        version = ort_version()
+        if version is not None:
+            return version
     return _installed_version("onnxruntime", "onnxruntime")
 
 
@@ -327,6 +333,12 @@ class OnnxEmbedder:
             out[idx] = self._run([texts[i] for i in idx])
         return out
 
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens in `text` (no special tokens); None when it reaches the truncation limit, where
+        only the untruncated counting tokenizer knows."""
+        n = len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        return n if n < MAX_TOKENS else None
+
     def _run(self, texts: list[str]) -> np.ndarray:
         import numpy as np
 
@@ -363,8 +375,14 @@ def token_count(text: str) -> int:
     (another ~20 ms to load, which a cold query then never pays).
     """
     for _, loaded in list(_LOADED.values())[:1]:
-        n = len(loaded.tokenizer.encode(text, add_special_tokens=False).ids)
-        if n < MAX_TOKENS:
+        n = loaded.count_tokens(text)
+        if n is not None:
+            return n
+    if not _LOADED:  # a query worker ranked this process's query: it has the tokenizers
+        from .embed_worker import count_tokens
+
+        n = count_tokens(text)
+        if n is not None:
             return n
     return len(counting_tokenizer().encode(text, add_special_tokens=False).ids)
 
@@ -445,8 +463,10 @@ def prefetch(index_dir: Path, *, prepack: bool = True) -> None:
     """Start loading the embedder on a thread, so ONNX Runtime reads the graph while this thread
     loads the cards and the index (two cores: a cold query waits for the longer, not the sum).
     Calling it again while a load runs starts nothing. A failure is left for the caller's own `load_embedder` to raise."""
-    if cached_embedder(index_dir) is not None or index_dir in _PREFETCHING:
-        return
+    from .embed_worker import pending
+
+    if cached_embedder(index_dir) is not None or index_dir in _PREFETCHING or pending():
+        return  # loaded, loading, or a query worker loads it
     # numpy here, not on the thread: onnxruntime imports it there while this thread goes on to
     # the index (numpy again), and numpy imported by two threads at once fails ("partially
     # initialized module 'numpy._core._multiarray_umath'").

@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -34,8 +34,12 @@ from . import __version__
 from .cards import WATCH, Card, Corpus, cached_corpus, resolved_dir
 from .config import Settings
 from .embed import (_read_export_manifest, any_loaded, ensure_export, export_dir, export_problem,
-                    export_stamp, file_stamp, load_embedder, prefetch)
+                    export_stamp, load_embedder, prefetch)
 from .errors import IndexError_
+# The files' side, re-exported: index.load_index and the rest are this module's public names.
+from .saved_index import (_LOADED, DIMENSION, MANIFEST, MANIFEST_FORMAT, IndexHeader,  # noqa: F401
+                          LoadedIndex, _manifest_mtime, _read_manifest, load_index,
+                          loaded_with_stamp)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,9 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-DIMENSION = 384
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
 # The runtime that embedded the rows; an index made by another one is re-embedded.
 RUNTIME = "onnxruntime"
 # Bumped whenever `card_texts` changes what is embedded: old indexes are then rebuilt.
@@ -145,28 +146,6 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _read_manifest(index_dir: Path) -> dict[str, Any] | None:
-    path = index_dir / MANIFEST
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise IndexError_(
-            f"{path}: unreadable index manifest ({e}); run `rag-k8s build-index --force`"
-        ) from None
-    if (
-        not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT
-        or not isinstance(data.get("card_ids"), list) or not isinstance(data.get("hashes"), dict)
-        or not isinstance(data.get("files"), dict)
-    ):
-        raise IndexError_(
-            f"{path}: not a rag-k8s index manifest of format {MANIFEST_FORMAT}; "
-            "run `rag-k8s build-index --force`"
-        )
-    return data
 
 
 # Corpus objects are cached and immutable, so their hashes are computed once per corpus.
@@ -377,126 +356,25 @@ def _remove_unreferenced(index_dir: Path, keep: set[str]) -> None:
 # ----------------------------------------------------------------------------------------- loading
 
 
-@dataclass(frozen=True)
-class LoadedIndex:
-    """A saved index in memory. Row r of `vectors` (and of `faiss`) belongs to card
-    `card_ids[row_card[r]]`; each card's first row embeds the whole card (see `card_texts`)."""
-
-    card_ids: tuple[str, ...]
-    row_card: Any  # numpy int64 array: row -> card position
-    first_row: Any  # numpy int64 array: card position -> its first row
-    vectors: Any  # numpy float32 array (rows, DIMENSION)
-    manifest: dict[str, Any]
-    path: Path
-
-    @cached_property
-    def faiss(self) -> Any:
-        """The faiss.IndexFlatIP over the rows, read on first use: a small index is scored with
-        numpy alone, so a cold query does not pay faiss's import (~0.4 s)."""
-        import faiss
-
-        path = self.path / self.manifest["files"]["index"]
-        try:
-            index = faiss.read_index(str(path))
-        except RuntimeError as e:
-            raise IndexError_(
-                f"{self.path}: cannot read the index ({e}); run `rag-k8s build-index --force`"
-            ) from None
-        if index.d != DIMENSION or index.ntotal != self.rows:
-            raise IndexError_(
-                f"{path}: {index.ntotal} rows of {index.d} dimensions, not the {self.rows} of "
-                f"the saved vectors; run `rag-k8s build-index --force`"
-            )
-        return index
-
-    @cached_property
-    def whole_first(self) -> tuple[Any, Any] | None:
-        """The rows reordered for an unfiltered exact scoring: every card's whole-card row
-        first (card order), then the other rows card by card, and where each card's other rows
-        start among them. None when a card has only its whole-card row.
-
-        One product then gives the whole-card cosines as a slice and the best other row per
-        card by one reduceat, instead of a dozen array passes (each costs ~10 µs once the
-        embedding has flushed the caches)."""
-        import numpy as np
-
-        counts = np.diff(np.append(self.first_row, self.rows))
-        if len(counts) == 0 or (counts < 2).any():
-            return None
-        others = np.setdiff1d(np.arange(self.rows, dtype=np.int64), self.first_row,
-                              assume_unique=True)
-        order = np.concatenate([self.first_row, others])
-        starts = np.concatenate(([0], np.cumsum(counts - 1)[:-1])).astype(np.int64)
-        return np.ascontiguousarray(self.vectors[order]), starts
-
-    @property
-    def hashes(self) -> dict[str, str]:
-        return self.manifest["hashes"]  # type: ignore[no-any-return]
-
-    @property
-    def rows(self) -> int:
-        return int(self.vectors.shape[0])
-
-    def __len__(self) -> int:
-        return len(self.card_ids)
+def fresh_header(settings: Settings) -> tuple[IndexHeader, Corpus] | None:
+    """The index's manifest and the cards when they match each other and the export, without
+    reading the vectors; None when the index is missing, unreadable, stale or being replaced:
+    the caller then goes the way of `ensure_index`, which rebuilds or says why it cannot."""
+    corpus = cached_corpus(settings.cards_dir)
+    stamp = _manifest_mtime(settings.index_dir)
+    try:
+        manifest = _read_manifest(settings.index_dir)
+    except IndexError_:
+        return None
+    if stamp is None or manifest is None or _manifest_mtime(settings.index_dir) != stamp:
+        return None  # a build renamed a new manifest over it meanwhile
+    header = IndexHeader(tuple(manifest["card_ids"]), manifest, settings.index_dir, stamp)
+    if stale_reason(header, corpus) is not None:
+        return None
+    return header, corpus
 
 
-_LOADED: dict[Path, tuple[tuple[int, int, int], LoadedIndex]] = {}
-_LOAD_LOCK = threading.Lock()
-
-
-def _manifest_mtime(index_dir: Path) -> tuple[int, int, int] | None:
-    """The manifest's identity: each build renames a new file over it (new inode and mtime)."""
-    return file_stamp(index_dir, MANIFEST)
-
-
-def load_index(settings: Settings) -> LoadedIndex:
-    """The saved index, cached per process until its manifest changes; raises IndexError_."""
-    index_dir = settings.index_dir
-    mtime = _manifest_mtime(index_dir)
-    if mtime is None:
-        raise IndexError_(f"no index in {index_dir}; run `rag-k8s build-index`")
-    hit = _LOADED.get(index_dir)
-    if hit is not None and hit[0] == mtime:
-        return hit[1]
-    with _LOAD_LOCK:
-        import numpy as np
-
-        # A concurrent build may remove the files an older manifest names: re-read once.
-        for attempt in (1, 2):
-            manifest = _read_manifest(index_dir)
-            if manifest is None:
-                raise IndexError_(f"no index in {index_dir}; run `rag-k8s build-index`")
-            try:
-                (index_dir / manifest["files"]["index"]).stat()  # read when first searched
-                vectors = np.load(index_dir / manifest["files"]["vectors"], allow_pickle=False)
-                counts = np.asarray(manifest.get("row_counts", []), dtype=np.int64)
-                break
-            except (RuntimeError, OSError, ValueError, KeyError, TypeError) as e:
-                if attempt == 2:
-                    raise IndexError_(
-                        f"{index_dir}: cannot read the index ({e}); run `rag-k8s build-index --force`"
-                    ) from None
-        card_ids = tuple(manifest["card_ids"])
-        if (
-            vectors.ndim != 2 or vectors.shape[1] != DIMENSION or len(counts) != len(card_ids)
-            or (counts < 1).any() or vectors.shape[0] != int(counts.sum())
-        ):
-            raise IndexError_(
-                f"{index_dir}: the index holds vectors of shape {vectors.shape}, which does not "
-                f"fit the manifest's {len(card_ids)} cards; run `rag-k8s build-index --force`"
-            )
-        loaded = LoadedIndex(
-            card_ids=card_ids,
-            row_card=np.repeat(np.arange(len(card_ids), dtype=np.int64), counts),
-            first_row=np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64),
-            vectors=vectors, manifest=manifest, path=index_dir,
-        )
-        _LOADED[index_dir] = (mtime, loaded)  # stat taken before the read: a race only reloads
-        return loaded
-
-
-def stale_reason(loaded: LoadedIndex | None, corpus: Corpus) -> str | None:
+def stale_reason(loaded: LoadedIndex | IndexHeader | None, corpus: Corpus) -> str | None:
     """Why the index does not match the cards (None when it does)."""
     if loaded is None:
         return "no index yet"
@@ -516,7 +394,7 @@ def stale_reason(loaded: LoadedIndex | None, corpus: Corpus) -> str | None:
     return "cards " + "; ".join(parts) if parts else "card order differs"
 
 
-def _export_reason(loaded: LoadedIndex) -> str | None:
+def _export_reason(loaded: LoadedIndex | IndexHeader) -> str | None:
     """Why the ONNX export cannot embed queries for this index (None when it can)."""
     problem = export_problem(loaded.path)
     if problem is not None:

@@ -1,8 +1,9 @@
 """The `rag-k8s` console script: the CLI, then an exit without the interpreter's teardown;
 a one-shot command runs without the cyclic garbage collector.
 
-A head start (loading the embedder on a thread before the CLI's imports) was measured and
+A head start on a thread (loading the embedder before the CLI's imports) was measured and
 dropped: both are import work under one GIL, and the cold plain-words command came out the same.
+A command with free text starts a query worker process instead (embed_worker).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def main() -> None:
         # cards) cost ~35 ms of a cold plain-words command and ~10 ms with flags; the process
         # exits right after its one answer, so its few cycles are never worth collecting.
         gc.disable()
+        from .embed_worker import start
+
+        start(sys.argv[1:])  # free text: the embedder loads on the other core meanwhile
     from .cli import main as cli_main
 
     try:

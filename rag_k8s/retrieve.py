@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .cards import Corpus
-    from .index import LoadedIndex
+    from .index import IndexHeader, LoadedIndex
     from .request import Request
 
 MIN_HITS = 2
@@ -64,8 +64,6 @@ def retrieve(
             (one, for `restart` of a `deployment`), never a card that does not fit.
         settings: defaults to `Settings.resolve()`.
     """
-    from .index import query_state
-
     if isinstance(k, bool) or not isinstance(k, int) or not MIN_HITS <= k <= MAX_HITS:
         raise InvalidRequest("k", f"must be an integer from {MIN_HITS} to {MAX_HITS}, got {k!r}")
     if intent is not None and intent not in INTENTS:
@@ -79,17 +77,10 @@ def retrieve(
     if not text:
         raise InvalidRequest("query", "is blank; give a query, an intent or a resource")
 
-    state = query_state(settings or Settings.resolve())
-    loaded, corpus = state.loaded, state.corpus
-    qvec = state.embedder.encode([text])
-    bonus = _lexical_bonus(corpus, text)
-
-    keep: list[int] | None = None
-    if intent is not None or kind is not None:
-        keep = _filter_cards(loaded, corpus, intent, kind)
-    # Filters are strict: a card of another intent or kind is never offered to the planner.
-    ranked = _ranked(loaded, qvec, bonus, k, keep)
-    hits = [Hit(loaded.card_ids[pos], score, corpus.snippets[pos]) for score, pos in ranked]
+    settings = settings or Settings.resolve()
+    corpus, card_ids, ranked = (_ranked_by_worker(settings, text, intent, kind, k)
+                                or _ranked_here(settings, text, intent, kind, k))
+    hits = [Hit(card_ids[pos], score, corpus.snippets[pos]) for score, pos in ranked]
     return _within_budget(hits)
 
 
@@ -105,12 +96,55 @@ def retrieve_request(
 
 # ------------------------------------------------------------------------------------- internals
 
+_Ranked = tuple["Corpus", tuple[str, ...], list[tuple[float, int]]]
+
+
+def _ranked_here(settings: Settings, text: str, intent: str | None, kind: str | None,
+                 k: int) -> _Ranked:
+    """The best k (score, card position) for `text`, embedded and scored in this process."""
+    from .index import query_state
+
+    state = query_state(settings)
+    loaded, corpus = state.loaded, state.corpus
+    qvec = state.embedder.encode([text])
+    bonus = _lexical_bonus(corpus, text)
+    keep: list[int] | None = None
+    if intent is not None or kind is not None:
+        keep = _filter_cards(loaded, corpus, intent, kind)
+    # Filters are strict: a card of another intent or kind is never offered to the planner.
+    return corpus, loaded.card_ids, _ranked(loaded, qvec, bonus, k, keep)
+
+
+def _ranked_by_worker(settings: Settings, text: str, intent: str | None, kind: str | None,
+                      k: int) -> _Ranked | None:
+    """The same, scored by this process's query worker (a cold one-shot CLI command; see
+    embed_worker), which runs `_ranked` on the same index; None without a worker, or when the
+    index is stale or the worker cannot answer for this very index."""
+    from . import embed_worker
+
+    if not embed_worker.pending():
+        return None
+    from .index import fresh_header
+
+    found = fresh_header(settings)
+    if found is None:
+        embed_worker.stop()  # the slow way loads (or rebuilds) in this process
+        return None
+    header, corpus = found
+    bonus = _lexical_bonus(corpus, text)
+    keep: list[int] | None = None
+    if intent is not None or kind is not None:
+        keep = _filter_cards(header, corpus, intent, kind)
+    ranked = embed_worker.rank(header, text, bonus, k, keep)
+    return None if ranked is None else (corpus, header.card_ids, ranked)
+
+
 # (id of a loaded index, intent, kind) -> the card positions that pass the filters.
-_KEEP: dict[tuple[int, str | None, str | None], tuple[LoadedIndex, list[int]]] = {}
+_KEEP: dict[tuple[int, str | None, str | None], tuple[Any, list[int]]] = {}
 
 
 def _filter_cards(
-    loaded: LoadedIndex, corpus: Corpus, intent: str | None, kind: str | None
+    loaded: LoadedIndex | IndexHeader, corpus: Corpus, intent: str | None, kind: str | None
 ) -> list[int]:
     key = (id(loaded), intent, kind)
     hit = _KEEP.get(key)
