@@ -82,10 +82,12 @@ class Worker:
                 self._waited = True
                 with phase("loading the embedding model"):
                     hello = self._read()
-                if hello is None or "index" not in hello:
-                    self._stop()
-                else:
+                if hello is not None and "index" in hello:
                     self._hello = hello
+                elif hello is not None:  # an error, or the warm server: it exits by itself
+                    self.failed = True
+                else:  # silent too long, gone, or a torn line
+                    self._stop()
             return self._hello
 
     def call(self, message: dict[str, Any]) -> dict[str, Any] | None:
@@ -178,8 +180,9 @@ def rank(header: IndexHeader, text: str, bonus: dict[int, float], k: int,
             or export is None or hello["export"] != list(export)):
         stop()
         return None
+    assert _WORKER is not None  # it said hello
     reply = _WORKER.call({"op": "rank", "text": text, "bonus": list(bonus.items()), "k": k,
-                          "keep": keep, "index": hello["index"]}) if _WORKER else None
+                          "keep": keep, "index": hello["index"]})
     if reply is None:
         return None
     return [(float(score), int(pos)) for score, pos in reply["ranked"]]
