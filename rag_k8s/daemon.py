@@ -50,6 +50,10 @@ _ENV_KEYS = ("KUBECONFIG", "HOME", "PATH", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROX
              "http_proxy", "https_proxy", "no_proxy")
 
 
+# How the client itself runs, not what it asks: a server serves a client with either value.
+_CLIENT_ONLY = frozenset({"RAG_K8S_NO_SOCKET", "RAG_K8S_QUERY_WORKER"})
+
+
 def socket_path(settings: Settings) -> Path:
     return settings.home / SOCKET_NAME
 
@@ -62,7 +66,7 @@ def fingerprint(settings: Settings, env: dict[str, str] | None = None) -> str:
     values = {f.name: str(getattr(settings, f.name)) for f in fields(settings)}
     values["kubectl_path"] = str(settings.kubectl_path())
     picked = {k: v for k, v in env.items()
-              if k in _ENV_KEYS or k.startswith(("RAG_K8S_", "KUBE"))}
+              if (k in _ENV_KEYS or k.startswith(("RAG_K8S_", "KUBE"))) and k not in _CLIENT_ONLY}
     blob = json.dumps({"v": __version__, "settings": values, "env": picked}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -498,7 +502,7 @@ def retrieve(query: str, intent: str | None = None, resource: str | None = None,
             return [Hit(**h) for h in result]
         from .embed import prefetch
 
-        prefetch(settings.index_dir, prepack=False)  # this process embeds one query and exits
+        prefetch(settings.index_dir)
         from .retrieve import retrieve as retrieve_in_process
 
         return retrieve_in_process(query, intent, resource, k, settings=settings)
@@ -509,7 +513,7 @@ def _prefetch_for(payload: Any, settings: Settings) -> None:
     if isinstance(payload, dict) and isinstance(payload.get("query"), str) and payload["query"]:
         from .embed import prefetch
 
-        prefetch(settings.index_dir, prepack=False)  # this process embeds one query and exits
+        prefetch(settings.index_dir)
 
 
 def _has_files(payload: Any) -> bool:

@@ -295,9 +295,11 @@ class OnnxEmbedder:
     graph_sha256: str
 
     @classmethod
-    def load(cls, directory: Path, *, prepack: bool = True) -> OnnxEmbedder:
-        """`prepack=False` for a process that embeds one query and exits: packing the weights
-        for the matrix kernels costs ~40 ms at load and saves ~1 ms per query."""
+    def load(cls, directory: Path) -> OnnxEmbedder:
+        """The session with ONNX Runtime's weight prepacking, in every process alike: it costs
+        ~40 ms at load and saves ~1 ms a query, and it changes the vectors' last bits (up to
+        ~1e-7), enough to move a rounded score now and then. One setting keeps the CLI, its
+        query worker, a warm server and the index build bit for bit the same."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -308,8 +310,6 @@ class OnnxEmbedder:
         opts.intra_op_num_threads = _threads()
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if not prepack:
-            opts.add_session_config_entry("session.disable_prepacking", "1")
         try:
             session = ort.InferenceSession(str(directory / OPTIMISED), opts,
                                            providers=_providers())
@@ -429,9 +429,8 @@ def cached_embedder(index_dir: Path) -> OnnxEmbedder | None:
     return None
 
 
-def load_embedder(index_dir: Path, *, prepack: bool = True) -> OnnxEmbedder:
-    """The ONNX embedder of `index_dir`'s export, loaded once per process until it changes
-    (`prepack`: see OnnxEmbedder.load; the first load in a process decides).
+def load_embedder(index_dir: Path) -> OnnxEmbedder:
+    """The ONNX embedder of `index_dir`'s export, loaded once per process until it changes.
 
     Raises IndexError_ (telling to run `make build-index`) when the export is missing or stale.
     """
@@ -450,7 +449,7 @@ def load_embedder(index_dir: Path, *, prepack: bool = True) -> OnnxEmbedder:
         from .progress import phase
 
         with phase("loading the embedding model"):
-            loaded = OnnxEmbedder.load(directory, prepack=prepack)
+            loaded = OnnxEmbedder.load(directory)
         assert stamp is not None
         _LOADED[directory] = (stamp, loaded)
         return loaded
@@ -459,7 +458,7 @@ def load_embedder(index_dir: Path, *, prepack: bool = True) -> OnnxEmbedder:
 _PREFETCHING: set[Path] = set()
 
 
-def prefetch(index_dir: Path, *, prepack: bool = True) -> None:
+def prefetch(index_dir: Path) -> None:
     """Start loading the embedder on a thread, so ONNX Runtime reads the graph while this thread
     loads the cards and the index (two cores: a cold query waits for the longer, not the sum).
     Calling it again while a load runs starts nothing. A failure is left for the caller's own `load_embedder` to raise."""
@@ -476,7 +475,7 @@ def prefetch(index_dir: Path, *, prepack: bool = True) -> None:
 
     def load() -> None:
         try:
-            load_embedder(index_dir, prepack=prepack)
+            load_embedder(index_dir)
         except Exception:  # noqa: BLE001 - re-raised by the caller's own load
             pass
         finally:

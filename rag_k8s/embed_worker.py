@@ -1,37 +1,43 @@
 """The query's embedding and scoring in a helper process, for a cold one-shot plain-words command.
 
 Importing numpy and ONNX Runtime and creating the session hold the GIL for most of their
-~130 ms. On a thread they only take turns with the CLI's own imports and card loading, so a
+~150 ms. On a thread they only take turns with the CLI's own imports and card loading, so a
 cold plain-words command paid for them in full. A worker process does that work on the other
 core while the CLI starts: it loads the index's vectors and the embedder. The CLI then sends it
 the one query, with the lexical bonus and the filters it worked out from the cards, and gets
-back the ranked card positions. The CLI itself imports none of numpy, ONNX Runtime or
-tokenizers.
+back the ranked card positions. The CLI itself then imports none of numpy, ONNX Runtime or
+tokenizers (unless a snippet must be cut to the token budget).
 
-The answer is the one this process would compute. The worker runs the same `_ranked` on the
-same index with the same embedder options as a cold in-process load (`prepack=False`). It
-answers only for the index the CLI checked against the cards: the same manifest, by stamp and
-by the name of its content-addressed vectors file, and the same export, by stamp. Otherwise,
-or when the worker is gone or fails, the CLI does the work itself, and that raises any error
-in its usual words.
+The answer is the one the CLI would compute alone: the worker runs the very code the CLI runs
+(the same `rag_k8s` package, checked by path and version), the same `_ranked`, on the same
+index, with the embedder loaded as every process loads it. It answers only for the index the
+CLI checked against the cards: the same manifest, by its stamp and content, and the same
+export, by stamp. Otherwise, or when the worker is gone, silent or says anything unexpected,
+the CLI does the work itself, and that raises any error in its usual words.
 
 The protocol is JSON lines over the worker's stdin and stdout. The worker's first line is a
 hello: what it loaded, or an error, or "the warm server answers instead". Then it answers
-`rank` and `count` requests until its stdin closes.
+`rank` and `count` requests until its stdin closes. The CLI stops it once the plan is made.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import select
-import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import subprocess
+
     from .index import IndexHeader
+
+log = logging.getLogger(__name__)
 
 # The commands that may embed free text once and exit.
 COMMANDS = frozenset({"plan", "exec", "retrieve"})
@@ -42,6 +48,9 @@ ENV_SWITCH = "RAG_K8S_QUERY_WORKER"  # "0": never start one
 # Embedded once the worker is ready when the CLI has not asked yet: the first inference in a
 # process costs ~10 ms more than the next.
 _WARM_UP = "restart the api deployment in prod"
+# The worker's sys.path[0] is this package's folder, not the working directory: it must run
+# the CLI's own code, and never a numpy.py or rag_k8s/ that happens to sit where the user is.
+_BOOT = "import sys; sys.path[0] = sys.argv[1]; from rag_k8s.embed_worker import main; main()"
 
 
 def wanted(argv: list[str]) -> bool:
@@ -59,16 +68,31 @@ def wanted(argv: list[str]) -> bool:
     return words[0] in COMMANDS and any(" " in a.strip() for a in rest)
 
 
-class Worker:
-    """The CLI's side of one worker process."""
+def _package() -> list[str]:
+    """What says two processes run the same rag-k8s: its package folder and version."""
+    from . import __version__
 
-    def __init__(self) -> None:
-        # -P: the worker must not import modules from the user's working directory.
-        flags = ["-P"] if sys.version_info >= (3, 11) else []
-        self.proc = subprocess.Popen(
-            [sys.executable, *flags, "-m", "rag_k8s.embed_worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+    return [str(Path(__file__).resolve().parent), __version__]
+
+
+def worker_argv() -> list[str]:
+    """The worker's command line: this interpreter, this package."""
+    return [sys.executable, "-c", _BOOT, str(Path(__file__).resolve().parent.parent)]
+
+
+class Worker:
+    """The CLI's side of one worker process.
+
+    `argv` replaces the worker's command line (tests use stand-ins that misbehave)."""
+
+    def __init__(self, argv: list[str] | None = None) -> None:
+        import subprocess
+
+        self.proc: subprocess.Popen[bytes] = subprocess.Popen(
+            argv or worker_argv(), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, close_fds=True)
         self._lock = threading.Lock()
+        self._buffer = b""
         self._hello: dict[str, Any] | None = None
         self._waited = False
         self.failed = False
@@ -79,14 +103,18 @@ class Worker:
             if not self._waited:
                 from .progress import phase
 
+                try:
+                    with phase("loading the embedding model"):
+                        hello = self._read()
+                except BaseException:  # Ctrl-C: no half-read hello to trust later
+                    self._stop()
+                    raise
                 self._waited = True
-                with phase("loading the embedding model"):
-                    hello = self._read()
-                if hello is not None and "index" in hello:
+                if hello is not None and "index" in hello and hello.get("package") == _package():
                     self._hello = hello
-                elif hello is not None:  # an error, or the warm server: it exits by itself
-                    self.failed = True
-                else:  # silent too long, gone, or a torn line
+                else:
+                    log.info("query worker not used: %s",
+                             "no answer" if hello is None else hello)
                     self._stop()
             return self._hello
 
@@ -98,13 +126,17 @@ class Worker:
             if self.failed or self.proc.stdin is None:
                 return None
             try:
-                self.proc.stdin.write(json.dumps(message).encode() + b"\n")
-                self.proc.stdin.flush()
+                data = memoryview(json.dumps(message).encode() + b"\n")
+                while data:  # an unbuffered pipe may take a long line in parts
+                    data = data[self.proc.stdin.write(data) or 0:]
+                reply = self._read()
             except OSError:
+                reply = None
+            except BaseException:  # an answer left unread would pair with the next question
                 self._stop()
-                return None
-            reply = self._read()
+                raise
             if reply is None or "error" in reply:
+                log.info("query worker stopped: %s", reply or "no answer")
                 self._stop()
                 return None
             return reply
@@ -113,13 +145,32 @@ class Worker:
         with self._lock:
             self._stop()
 
+    def kill(self) -> None:
+        """At exit: no lock (a thread may hold it in a read), no wait."""
+        self.failed = True
+        if self.proc.poll() is None:  # (a worker already gone is reaped here)
+            self.proc.kill()
+
     def _read(self) -> dict[str, Any] | None:
+        """The next line, within REPLY_TIMEOUT however it arrives (in pieces, or with another
+        line after it); None on a timeout, at the end of the pipe, or for a line not JSON."""
         out = self.proc.stdout
-        if out is None or not select.select([out], [], [], REPLY_TIMEOUT)[0]:
+        if out is None:
             return None
+        fd = out.fileno()
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
         try:
-            reply = json.loads(out.readline())
-        except ValueError:  # EOF (an empty line) or a torn one
+            reply = json.loads(line)
+        except ValueError:
             return None
         return reply if isinstance(reply, dict) else None
 
@@ -128,7 +179,9 @@ class Worker:
         self._hello = None
         self._waited = True
         if self.proc.poll() is None:
-            self.proc.kill()  # not waited for: the CLI exits soon, and init reaps it
+            # Not waited for: tearing down its ~100 MB takes the kernel ~10 ms, which the command
+            # need not wait out. Reaped at exit, if not by then by init.
+            self.proc.kill()
 
 
 _WORKER: Worker | None = None
@@ -141,21 +194,22 @@ def start(argv: list[str]) -> None:
         return
     try:
         _WORKER = Worker()
-    except OSError:  # no process to spare: the CLI does the work itself
+    except OSError as e:  # no process to spare: the CLI does the work itself
+        log.info("no query worker (%s)", e)
         return
     import atexit
 
-    atexit.register(_WORKER.close)
+    atexit.register(_WORKER.kill)
 
 
 def pending() -> bool:
-    """Whether this process started a worker that has not failed."""
+    """Whether this process started a worker that has not failed or been stopped."""
     return _WORKER is not None and not _WORKER.failed
 
 
 def stop() -> None:
-    """Stop the worker: this process does the work itself from now on."""
-    if _WORKER is not None:
+    """Stop the worker: this process does any further work itself."""
+    if _WORKER is not None and not _WORKER.failed:
         _WORKER.close()
 
 
@@ -172,34 +226,42 @@ def rank(header: IndexHeader, text: str, bonus: dict[int, float], k: int,
     the worker stopped) when it holds another index or export, or cannot answer."""
     from .embed import export_dir, export_stamp
 
-    hello = _WORKER.hello() if _WORKER is not None else None
-    if hello is None:
+    worker = _WORKER
+    hello = worker.hello() if worker is not None else None
+    if worker is None or hello is None:
         return None
+    identity = index_identity(header.stamp, header.manifest)
     export = export_stamp(export_dir(header.path))
-    if (hello["index"] != _identity(header.stamp, header.manifest)
-            or export is None or hello["export"] != list(export)):
-        stop()
+    if hello["index"] != identity or export is None or hello["export"] != list(export):
+        log.info("query worker not used: it holds another index or export")
+        worker.close()
         return None
-    assert _WORKER is not None  # it said hello
-    reply = _WORKER.call({"op": "rank", "text": text, "bonus": list(bonus.items()), "k": k,
-                          "keep": keep, "index": hello["index"]})
-    if reply is None:
+    reply = worker.call({"op": "rank", "text": text, "bonus": list(bonus.items()), "k": k,
+                         "keep": keep, "index": identity})
+    try:
+        return [(float(score), int(pos)) for score, pos in reply["ranked"]] if reply else None
+    except (KeyError, TypeError, ValueError):
+        worker.close()
         return None
-    return [(float(score), int(pos)) for score, pos in reply["ranked"]]
 
 
 def count_tokens(text: str) -> int | None:
     """`embed.token_count` by the worker (None without one): the CLI need not load tokenizers."""
-    if _WORKER is None or _WORKER.failed:
+    worker = _WORKER
+    if worker is None or worker.failed:
         return None
-    reply = _WORKER.call({"op": "count", "text": text})
-    return None if reply is None else int(reply["count"])
+    reply = worker.call({"op": "count", "text": text})
+    try:
+        return int(reply["count"]) if reply else None
+    except (KeyError, TypeError, ValueError):
+        worker.close()
+        return None
 
 
-def _identity(stamp: tuple[int, int, int], manifest: dict[str, Any]) -> list[Any]:
+def index_identity(stamp: tuple[int, int, int], manifest: dict[str, Any]) -> list[Any]:
     """What says two processes read the same index: the manifest's stamp (each build renames a
-    new one over it) and its content-addressed vectors file."""
-    return [*stamp, manifest["files"]["vectors"]]
+    new file over it), its build time and the vectors file it names."""
+    return [*stamp, manifest.get("built_at"), manifest["files"]["vectors"]]
 
 
 # ------------------------------------------------------------------------------ the worker itself
@@ -210,20 +272,38 @@ def _send(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _server_answers(settings: Any) -> bool:
+    """Whether the warm server would serve this command (a ping with the CLI's fingerprint):
+    then the CLI asks it, and a worker would only take its core."""
+    from .daemon import ServerGone, request, use_socket
+
+    if not use_socket():
+        return False
+    try:
+        request(settings, "ping", side_effects=False)
+    except ServerGone:
+        return False
+    except Exception:  # noqa: BLE001 - a server that errs on a ping will not serve the CLI
+        return False
+    return True
+
+
 def main() -> None:
-    """`python -m rag_k8s.embed_worker`: load the index and the embedder of the settings (the
-    CLI's environment and working directory), say hello, answer until stdin closes."""
+    """The worker: load the index and the embedder of the settings (the CLI's environment and
+    working directory), say hello, answer until stdin closes."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches the whole group: go quietly
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C reaches the group: go quietly
     from .config import Settings
-    from .daemon import socket_path, use_socket
 
     try:
         settings = Settings.resolve()
-        if use_socket() and socket_path(settings).exists():
-            _send({"server": True})  # the CLI will ask the warm server, or do the work itself
+        if _server_answers(settings):
+            _send({"server": True})
             return
+        import onnxruntime
+
         from . import embed, saved_index
         from .retrieve import _ranked
 
@@ -234,14 +314,13 @@ def main() -> None:
         stamp, loaded = found
         directory = embed.export_dir(settings.index_dir)
         export = embed.export_stamp(directory)
-        embedder = embed.load_embedder(settings.index_dir, prepack=False)
+        embedder = embed.load_embedder(settings.index_dir)
         if export is None or embed.export_stamp(directory) != export:
             _send({"error": "the export changed while it was read"})
             return
-        import onnxruntime
-
-        _send({"index": _identity(stamp, loaded.manifest), "export": list(export),
-               "ort": onnxruntime.__version__})
+        identity = index_identity(stamp, loaded.manifest)
+        _send({"index": identity, "export": list(export), "ort": onnxruntime.__version__,
+               "package": _package()})
         if not select.select([sys.stdin], [], [], 0)[0]:
             # The CLI is still busy: make the first inference and the scoring layout now.
             _ranked(loaded, embedder.encode([_WARM_UP]), {}, 4, None)
@@ -250,21 +329,17 @@ def main() -> None:
         return
     for line in sys.stdin:
         try:
-            request = json.loads(line)
-            if request.get("op") == "rank":
-                if request.get("index") != _identity(stamp, loaded.manifest):
-                    raise ValueError("another index")
-                bonus = {int(pos): float(extra) for pos, extra in request["bonus"]}
-                ranked = _ranked(loaded, embedder.encode([request["text"]]), bonus,
-                                 int(request["k"]), request["keep"])
+            message = json.loads(line)
+            if message.get("op") == "rank":
+                if message.get("index") != identity:
+                    raise ValueError("asked about another index")
+                bonus = {int(pos): float(extra) for pos, extra in message["bonus"]}
+                ranked = _ranked(loaded, embedder.encode([message["text"]]), bonus,
+                                 int(message["k"]), message["keep"])
                 _send({"ranked": ranked})
-            elif request.get("op") == "count":
-                _send({"count": embed.token_count(request["text"])})
+            elif message.get("op") == "count":
+                _send({"count": embed.token_count(message["text"])})
             else:
-                raise ValueError(f"unknown request {request.get('op')!r}")
+                raise ValueError(f"unknown request {message.get('op')!r}")
         except Exception as e:  # noqa: BLE001 - the CLI does the work itself
             _send({"error": str(e)})
-
-
-if __name__ == "__main__":
-    main()

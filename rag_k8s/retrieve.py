@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from . import embed_worker
 from .config import Settings
 from .errors import InvalidRequest
 from .vocab import INTENTS, normalize_resource
@@ -120,8 +121,6 @@ def _ranked_by_worker(settings: Settings, text: str, intent: str | None, kind: s
     """The same, scored by this process's query worker (a cold one-shot CLI command; see
     embed_worker), which runs `_ranked` on the same index; None without a worker, or when the
     index is stale or the worker cannot answer for this very index."""
-    from . import embed_worker
-
     if not embed_worker.pending():
         return None
     from .index import fresh_header

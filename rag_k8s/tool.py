@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import audit, execute, jsonsafe, manifests, policy, undo
+from . import audit, embed_worker, execute, jsonsafe, manifests, policy, undo
 from .cards import Card, Corpus, cached_corpus
 from .config import Settings, effective_timeout
 from .errors import (
@@ -148,6 +148,7 @@ def _run_pipeline(payload: Any, *, run: bool, settings: Settings | None,
         # The model gave no plan that renders, twice: nothing fits that anyone could check.
         return Result(op_id, "no_match", None, _refused(str(e)), None)
     logged = _planned_request(request, plan_, corpus)
+    embed_worker.stop()  # a cold CLI command's query worker has done its part once there is a plan
 
     # Under dry-run a mutating command gets --dry-run=server where kubectl supports it for the verb;
     # the flag is added before validation so the policy judges exactly what would run.

@@ -248,7 +248,7 @@ def test_prefetch_imports_numpy_on_the_calling_thread_before_its_loader_starts(
             "from pathlib import Path\n"
             "from rag_k8s import embed\n"
             "assert 'numpy' not in sys.modules\n"
-            f"embed.prefetch(Path({str(settings.index_dir)!r}), prepack=False)\n"
+            f"embed.prefetch(Path({str(settings.index_dir)!r}))\n"
             "np = sys.modules.get('numpy')  # whole already, not importing on the loader thread\n"
             "print(np is not None and hasattr(np, 'ndarray'), threading.active_count() == 2)\n"
             "embed.load_embedder(Path(" + repr(str(settings.index_dir)) + "))\n")

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..config import Settings
+from ..embed_worker import worker_argv
 
 NAME = "warm"
 TITLE = "Waiting: cold plain words vs flags, the warm server, ONNX query embeddings"
@@ -102,7 +103,7 @@ def _cold_rows(settings: Settings) -> tuple[list[str], dict[str, float]]:
              "import": [sys.executable, "-c", "import rag_k8s"],
              # The query worker a plain-words command starts, on its own: it loads, says hello,
              # finds its stdin closed and exits.
-             "worker": [sys.executable, "-m", "rag_k8s.embed_worker"]}
+             "worker": worker_argv()}
     for argv in argvs.values():  # page cache warm, as for any second command of the day
         _timed_run(argv, cold)
     for _ in range(ROUNDS):
@@ -132,7 +133,7 @@ def _cold_rows(settings: Settings) -> tuple[list[str], dict[str, float]]:
         f"{peak['struct']:.0f} | 1 |",
         f"| cold `rag-k8s plan \"{FREE}\"` | {med['free']:.2f} | {peak['free']:.0f} | "
         f"**{med['free'] / med['struct']:.2f}** x flags (target <= 1.5) |",
-        f"| its query worker alone (`python -m rag_k8s.embed_worker`: load, hello, exit) | "
+        f"| its query worker alone (load, hello, exit) | "
         f"{med['worker']:.2f} | {peak['worker']:.0f} | on the other core, beside the command |",
         f"| cold `python -c \"import rag_k8s\"` | {med['import']:.2f} | {peak['import']:.0f} | 1 |",
         f"| cold `rag-k8s retrieve \"{FREE}\"` | **{med['retrieve']:.2f}** (target < 1.5 s) | "
