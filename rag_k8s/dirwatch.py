@@ -53,6 +53,7 @@ class DirWatch:
         self._clean: set[Path] = set()  # armed and not changed since
         self._events: dict[Path, int] = {}  # events (and forgets) seen per directory, ever
         self._epoch = 0  # raised whenever events may have been lost: every count is void
+        self._changes = 0  # every event and forget, in any directory: see generation()
         self.disabled = inotify_simple is None
 
     def _open(self) -> inotify_simple.INotify | None:  # type: ignore[name-defined]
@@ -111,12 +112,25 @@ class DirWatch:
                 self._clean.clear()
                 self._epoch += 1
                 continue
+            self._changes += 1
             where = self._dirs.get(ev.wd)
             if where is not None:
                 self._clean.discard(where)
                 self._events[where] = self._events.get(where, 0) + 1
             if ev.mask & inotify_simple.flags.IGNORED:  # the watch is gone (directory removed)
                 self._dirs.pop(ev.wd, None)
+
+    def generation(self) -> tuple[int, int] | None:
+        """A token for every watched directory at once (one poll): it stays equal while no
+        event arrives for any of them and none is forgotten. Cheaper than `snapshot()` (no
+        per-directory lookups), at the price of answering "changed" for a change elsewhere.
+        Valid only alongside a `snapshot()` that was not None, taken at the same moment."""
+        with self._lock:
+            ino = self._open()
+            if ino is None:
+                return None
+            self._drain(ino)
+            return (self._epoch, self._changes)
 
     def unchanged(self, directory: Path) -> bool:
         """True when `directory` was armed and nothing in it changed since."""
@@ -158,6 +172,7 @@ class DirWatch:
         with self._lock:
             self._clean.discard(directory)
             self._events[directory] = self._events.get(directory, 0) + 1
+            self._changes += 1
 
 
 WATCH = DirWatch()

@@ -447,9 +447,26 @@ class QueryState:
     # folder cannot be watched, and the manifests' stamps and the corpus are compared instead.
     token: tuple[int, ...] | None
     stamps: tuple[Any, Any]
+    # Taken with the token: the whole watch's generation, which a warm call compares instead.
+    generation: tuple[int, int] | None = None
+    # The cards and index paths as given, with the (device, inode) each named before they were
+    # resolved and watched: a warm call stats them again (a re-pointed symlink, a folder made anew).
+    idents: tuple[tuple[str, Any], tuple[str, Any]] = (("", None), ("", None))
 
 
 _STATES: dict[tuple[Path, Path], QueryState] = {}
+# The last state and the Settings object it was found for: a server asks with the same object
+# every time, and hashing the key's two Paths costs more than the identity test (Python-level
+# __hash__ and __eq__, ~2 µs each once the embedding has flushed the caches).
+_LAST: tuple[Settings, QueryState] | None = None
+
+
+def _ident(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def query_state(settings: Settings) -> QueryState:
@@ -460,35 +477,46 @@ def query_state(settings: Settings) -> QueryState:
     third of retrieval's whole overhead over the embedding; a change to any of the three
     folders (an edited card, a rebuilt index or export) sends the call the slow way, even when
     another reader has already reloaded and watched again (the token counts every event)."""
-    key = (settings.cards_dir, settings.index_dir)
-    state = _STATES.get(key)
+    global _LAST
+    last = _LAST
+    if last is not None and last[0] is settings:
+        state: QueryState | None = last[1]
+    else:
+        state = _STATES.get((settings.cards_dir, settings.index_dir))
     if state is not None:
-        if state.token is not None:
-            # `is`: resolved_dir hands back the Path it resolved until the identity changes.
-            if (resolved_dir(settings.cards_dir) is state.watched[0]
-                    and resolved_dir(settings.index_dir) is state.watched[1]
-                    and WATCH.snapshot(state.watched) == state.token):
+        if state.generation is not None:
+            (cards, cards_ident), (index, index_ident) = state.idents
+            if (_ident(cards) == cards_ident and _ident(index) == index_ident
+                    and WATCH.generation() == state.generation):
+                _LAST = (settings, state)
                 return state
-        elif (cached_corpus(settings.cards_dir) is state.corpus
-              and state.stamps == _stamps(settings)):
+        elif state.token is None and (cached_corpus(settings.cards_dir) is state.corpus
+                                      and state.stamps == _stamps(settings)):
             return state
+    key = (settings.cards_dir, settings.index_dir)
+    _LAST = None
     _STATES.pop(key, None)  # a failure below leaves nothing to answer from
     if not any_loaded():  # ORT loads on a thread while the cards and the index load
         prefetch(settings.index_dir)
     for _attempt in (1, 2):  # again once when something changed during the reads
+        # Before resolving and arming: a folder made anew in between then fails the next
+        # warm call's stat, instead of passing it while the watch holds the old one.
+        idents = ((str(settings.cards_dir), _ident(str(settings.cards_dir))),
+                  (str(settings.index_dir), _ident(str(settings.index_dir))))
         index_real = resolved_dir(settings.index_dir)
         watched = (resolved_dir(settings.cards_dir), index_real, export_dir(index_real))
         WATCH.arm(index_real)
         WATCH.arm(watched[2])
         cached_corpus(settings.cards_dir)  # watches the cards folder when it can, then reads
         token = WATCH.snapshot(watched)  # before the reads it vouches for
+        generation = WATCH.generation() if token is not None else None
         stamps = _stamps(settings)
         loaded, corpus = ensure_index(settings)
         embedder = query_embedder(settings)
         if token is None or WATCH.snapshot(watched) == token:
             break  # unwatchable (stamps from now on), or nothing changed
-        token = None
-    state = QueryState(corpus, loaded, embedder, watched, token, stamps)
+        token = generation = None
+    state = QueryState(corpus, loaded, embedder, watched, token, stamps, generation, idents)
     if len(_STATES) > 16:
         _STATES.clear()
     _STATES[key] = state
