@@ -108,11 +108,7 @@ def _ranked_here(settings: Settings, text: str, intent: str | None, kind: str | 
     state = query_state(settings)
     loaded, corpus = state.loaded, state.corpus
     qvec = state.embedder.encode([text])
-    bonus = _lexical_bonus(corpus, text)
-    keep: list[int] | None = None
-    if intent is not None or kind is not None:
-        keep = _filter_cards(loaded, corpus, intent, kind)
-    # Filters are strict: a card of another intent or kind is never offered to the planner.
+    bonus, keep = _bonus_and_keep(loaded, corpus, text, intent, kind)
     return corpus, loaded.card_ids, _ranked(loaded, qvec, bonus, k, keep)
 
 
@@ -130,12 +126,19 @@ def _ranked_by_worker(settings: Settings, text: str, intent: str | None, kind: s
         embed_worker.stop()  # the slow way loads (or rebuilds) in this process
         return None
     header, corpus = found
-    bonus = _lexical_bonus(corpus, text)
-    keep: list[int] | None = None
-    if intent is not None or kind is not None:
-        keep = _filter_cards(header, corpus, intent, kind)
+    bonus, keep = _bonus_and_keep(header, corpus, text, intent, kind)
     ranked = embed_worker.rank(header, text, bonus, k, keep)
     return None if ranked is None else (corpus, header.card_ids, ranked)
+
+
+def _bonus_and_keep(loaded: LoadedIndex | IndexHeader, corpus: Corpus, text: str,
+                    intent: str | None, kind: str | None
+                    ) -> tuple[dict[int, float], list[int] | None]:
+    """What the cards say of `text` before any scoring: the lexical bonus, and the positions
+    the filters keep (None: no filter). Filters are strict: a card of another intent or kind is
+    never offered to the planner."""
+    keep = None if intent is None and kind is None else _filter_cards(loaded, corpus, intent, kind)
+    return _lexical_bonus(corpus, text), keep
 
 
 # (id of a loaded index, intent, kind) -> the card positions that pass the filters.

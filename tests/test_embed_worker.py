@@ -126,16 +126,29 @@ def test_token_counts_come_from_the_worker_when_this_process_loaded_no_embedder(
 # ---------------------------------------------------------------- a worker that cannot answer
 
 
+def _answered_here(monkeypatch: pytest.MonkeyPatch, settings: Settings, *args: Any) -> None:
+    """`retrieve(*args)` asks the worker nothing, leaves none pending, and answers as this
+    process does with no worker at all."""
+    asked = Asked(monkeypatch)
+    hits = retrieve(*args, settings=settings)
+    assert asked.ops == [] and not embed_worker.pending()
+    monkeypatch.setattr(embed_worker, "_WORKER", None)
+    assert hits == retrieve(*args, settings=settings)
+
+
+def _replaced_by_a_copy(path: Path) -> None:
+    """What a build does: a new file renamed over the old (same bytes, new stamp)."""
+    copy = path.with_name(path.name + ".tmp")
+    copy.write_bytes(path.read_bytes())
+    os.replace(copy, path)
+
+
 def test_a_worker_gone_before_its_hello_leaves_the_work_to_this_process(
     settings: Settings, worker: embed_worker.Worker, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     worker.proc.kill()
     worker.proc.wait(timeout=30)
-    asked = Asked(monkeypatch)
-    hits = retrieve("scale worker to 5", settings=settings)
-    assert asked.ops == [] and not embed_worker.pending()
-    monkeypatch.setattr(embed_worker, "_WORKER", None)
-    assert hits == retrieve("scale worker to 5", settings=settings)
+    _answered_here(monkeypatch, settings, "scale worker to 5")
 
 
 def test_a_worker_gone_mid_command_leaves_the_work_to_this_process(
@@ -154,30 +167,16 @@ def test_a_worker_holding_an_index_since_replaced_is_not_asked(
     settings: Settings, worker: embed_worker.Worker, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert worker.hello() is not None
-    manifest = settings.index_dir / "manifest.json"
-    copy = manifest.with_name("manifest.json.tmp")
-    copy.write_bytes(manifest.read_bytes())
-    os.replace(copy, manifest)  # what a build does: a new file renamed over the old
-    asked = Asked(monkeypatch)
-    hits = retrieve("restart the api deployment in prod", settings=settings)
-    assert asked.ops == [] and not embed_worker.pending()
-    monkeypatch.setattr(embed_worker, "_WORKER", None)
-    assert hits == retrieve("restart the api deployment in prod", settings=settings)
+    _replaced_by_a_copy(settings.index_dir / "manifest.json")
+    _answered_here(monkeypatch, settings, "restart the api deployment in prod")
 
 
 def test_a_worker_whose_export_was_replaced_is_not_asked(
     settings: Settings, worker: embed_worker.Worker, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert worker.hello() is not None
-    export = settings.index_dir / "embedder" / "export.json"
-    copy = export.with_name("export.json.tmp")
-    copy.write_bytes(export.read_bytes())
-    os.replace(copy, export)
-    asked = Asked(monkeypatch)
-    hits = retrieve("list services in prod", settings=settings)
-    assert asked.ops == [] and not embed_worker.pending()
-    monkeypatch.setattr(embed_worker, "_WORKER", None)
-    assert hits == retrieve("list services in prod", settings=settings)
+    _replaced_by_a_copy(settings.index_dir / "embedder" / "export.json")
+    _answered_here(monkeypatch, settings, "list services in prod")
 
 
 def stand_in_worker(script: str) -> embed_worker.Worker:
@@ -213,11 +212,8 @@ def test_a_worker_that_says_the_wrong_thing_is_stopped_and_not_asked(
     w = stand_in_worker(f"import sys; sys.stdout.write({line!r} + '\\n' if {line!r} else '');"
                         f" sys.stdout.flush(); {wait}")
     monkeypatch.setattr(embed_worker, "_WORKER", w)
-    asked = Asked(monkeypatch)
-    hits = retrieve("cordon my pod", settings=settings)
-    assert asked.ops == [] and w.failed and w.proc.wait(timeout=30) is not None
-    monkeypatch.setattr(embed_worker, "_WORKER", None)
-    assert hits == retrieve("cordon my pod", settings=settings)
+    _answered_here(monkeypatch, settings, "cordon my pod")
+    assert w.failed and w.proc.wait(timeout=30) is not None
 
 
 def test_a_reply_in_pieces_or_with_a_line_after_it_is_read_whole(
